@@ -1,0 +1,34 @@
+"""The exception tree.
+
+    ProcessorError
+    ├── Rejected            an input the rules drop; becomes a dead letter, never a crash
+    ├── ConfigError         a setting is wrong; the command exits with a clear message
+    └── Unavailable         Kafka or Redis cannot be reached; ``retriable`` says whether waiting helps
+"""
+
+from __future__ import annotations
+
+from processor.reasons import Reason
+
+
+class ProcessorError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class Rejected(ProcessorError):
+    """The input breaks a rule: it is dead-lettered with ``reason`` and a readable ``detail``."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class ConfigError(ProcessorError):
+    """A setting or argument cannot work."""
+
+
+class Unavailable(ProcessorError):
+    """A server we depend on does not answer."""
+
+    retriable = True

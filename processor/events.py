@@ -1,0 +1,252 @@
+"""Raw record bytes to a validated :class:`OrderEvent`. Pure: no I/O, no clock.
+
+Everything a producer can get wrong raises :class:`~processor.errors.Rejected` with a reason code
+and a detail that names the field, so the agent can dead-letter it and go on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from processor import codec
+from processor.errors import Rejected
+from processor.reasons import Reason
+
+
+class EventType(StrEnum):
+    CREATED = "orderCreated"
+    UPDATED = "orderUpdated"
+    DELIVERED = "orderDelivered"
+    CANCELLED = "orderCancelled"
+
+
+class Status(StrEnum):
+    INITIALIZED = "INITIALIZED"
+    IN_PROGRESS = "IN_PROGRESS"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+    ABANDONED_SHOPPING_CART = "ABANDONED_SHOPPING_CART"
+
+
+#: Params with a meaning of their own; every other param is kept on the order as it came.
+ORDER_FIELDS = ("externalOrderId", "totalCost", "status", "date", "currency", "items")
+#: What orderCreated (and an orderUpdated that creates) must carry besides a contact identifier.
+REQUIRED_TO_CREATE = ("totalCost", "status", "date")
+ITEM_FIELDS = ("externalItemId", "name", "quantity", "cost", "url", "imageUrl")
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+_SCALAR = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_bytes: int = 1_048_576
+    max_depth: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One Generate event, checked field by field. Which fields must be present depends on the
+    order's state, so completeness is checked by :mod:`processor.orders`."""
+
+    type: EventType
+    external_order_id: str
+    key_value: str | None
+    total_cost: Decimal | None
+    status: Status | None
+    date: str | None
+    currency: str | None
+    #: None when the event carries no items param; items are JSON-ready dicts, money as strings.
+    items: tuple[dict[str, Any], ...] | None
+    #: Params the spec does not give a meaning to, as they came (contact identifiers among them).
+    extra: Mapping[str, Any]
+    #: Every param by its exact name, for contact identification.
+    params: Mapping[str, Any]
+
+
+def parse_event(raw: bytes | None, limits: Limits = Limits()) -> OrderEvent:  # noqa: B008
+    if raw is None:
+        raise Rejected(Reason.INVALID_EVENT, "the record has no value")
+    if len(raw) > limits.max_bytes:
+        raise Rejected(Reason.TOO_LARGE, f"{len(raw)} bytes, more than {limits.max_bytes}")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "recursion" in str(exc).lower():
+            raise Rejected(Reason.TOO_DEEP, f"nesting deeper than {limits.max_depth}") from None
+        raise Rejected(Reason.MALFORMED_JSON, f"not JSON: {exc}") from None
+    if _depth_exceeds(doc, limits.max_depth):
+        raise Rejected(Reason.TOO_DEEP, f"nesting deeper than {limits.max_depth}")
+    if not isinstance(doc, dict):
+        raise Rejected(Reason.INVALID_EVENT, f"expected a JSON object, got {_kind(doc)}")
+
+    type_key = doc.get("eventTypeKey")
+    if not isinstance(type_key, str):
+        raise Rejected(Reason.INVALID_EVENT, "eventTypeKey is missing or not a string")
+    try:
+        event_type = EventType(type_key)
+    except ValueError:
+        raise Rejected(Reason.UNSUPPORTED_EVENT_TYPE, f"eventTypeKey {type_key!r}") from None
+
+    params = _params(doc.get("params"))
+    order_id = _identifier(params, "externalOrderId")
+    if order_id is None:
+        raise Rejected(Reason.MISSING_REQUIRED, "externalOrderId")
+
+    key_value = doc.get("keyValue")
+    return OrderEvent(
+        type=event_type,
+        external_order_id=order_id,
+        key_value=None if key_value is None else str(key_value),
+        total_cost=_money(params, "totalCost"),
+        status=_status(params),
+        date=_date(params),
+        currency=_text(params, "currency"),
+        items=_items(params),
+        extra={k: v for k, v in params.items() if k not in ORDER_FIELDS},
+        params=params,
+    )
+
+
+def _params(value: object) -> dict[str, Any]:
+    if not isinstance(value, list):
+        raise Rejected(Reason.INVALID_EVENT, "params is missing or not an array")
+    params: dict[str, Any] = {}
+    for index, param in enumerate(value):
+        if not isinstance(param, dict) or not isinstance(param.get("name"), str):
+            raise Rejected(Reason.INVALID_EVENT, f"params[{index}] is not a {{name, value}} object")
+        name = param["name"]
+        if name in params:
+            # Two values for one name leave the order ambiguous (two totals?): refuse to guess.
+            raise Rejected(Reason.INVALID_EVENT, f"param {name!r} is given twice")
+        params[name] = param.get("value")
+    return params
+
+
+def _identifier(params: Mapping[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise Rejected(Reason.INVALID_FIELD, f"{name} must be a string, got {_kind(value)}")
+    return str(value)
+
+
+def _money(params: Mapping[str, Any], name: str) -> Decimal | None:
+    if name not in params or params[name] is None:
+        return None
+    amount = codec.to_decimal(params[name])
+    if amount is None or amount < 0:
+        raise Rejected(Reason.INVALID_FIELD, f"{name} must be a non-negative decimal amount")
+    return amount
+
+
+def _status(params: Mapping[str, Any]) -> Status | None:
+    value = params.get("status")
+    if value is None:
+        return None
+    try:
+        return Status(value)
+    except ValueError:
+        allowed = ", ".join(Status)
+        raise Rejected(Reason.INVALID_FIELD, f"status {value!r} is not one of {allowed}") from None
+
+
+def _date(params: Mapping[str, Any]) -> str | None:
+    value = params.get("date")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise Rejected(Reason.INVALID_FIELD, f"date {value!r} is not YYYY-MM-ddTHH:mm:ss")
+    try:
+        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S")  # noqa: DTZ007 - a wall-clock date, as sent
+    except ValueError:
+        raise Rejected(Reason.INVALID_FIELD, f"date {value!r} is not a calendar date") from None
+    return value
+
+
+def _text(params: Mapping[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Rejected(Reason.INVALID_FIELD, f"{name} must be a string, got {_kind(value)}")
+    return value
+
+
+def _items(params: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:
+    if "items" not in params or params["items"] is None:
+        return None
+    value = params["items"]
+    if isinstance(value, str):
+        # The API passes items as a JSON string; we accept the array itself too.
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise Rejected(Reason.INVALID_FIELD, "items is a string but not a JSON array") from None
+    if not isinstance(value, list):
+        raise Rejected(Reason.INVALID_FIELD, f"items must be an array, got {_kind(value)}")
+    return tuple(_item(index, item) for index, item in enumerate(value))
+
+
+def _item(index: int, item: object) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise Rejected(Reason.INVALID_ITEM, f"items[{index}] is not an object")
+    for name in ITEM_FIELDS:
+        if item.get(name) is None or item.get(name) == "":
+            raise Rejected(Reason.INVALID_ITEM, f"items[{index}].{name} is missing")
+    # Nesting is kept to the second level (items array, item object): anything deeper stays a
+    # serialized JSON string, as the Generate-event API does.
+    out = {
+        name: value if isinstance(value, _SCALAR) else orjson.dumps(value).decode()
+        for name, value in item.items()
+    }
+    for name in ("externalItemId", "name", "url", "imageUrl"):
+        value = out[name]
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise Rejected(Reason.INVALID_ITEM, f"items[{index}].{name} must be a string")
+        out[name] = str(value)
+    quantity = codec.to_decimal(item["quantity"])
+    if quantity is None or quantity <= 0:
+        raise Rejected(Reason.INVALID_ITEM, f"items[{index}].quantity must be a positive number")
+    cost = codec.to_decimal(item["cost"])
+    if cost is None or cost < 0:
+        raise Rejected(Reason.INVALID_ITEM, f"items[{index}].cost must be a non-negative amount")
+    out["quantity"] = str(quantity)
+    out["cost"] = str(cost)
+    return out
+
+
+def items_total(items: tuple[dict[str, Any], ...]) -> Decimal:
+    return sum((Decimal(i["cost"]) * Decimal(i["quantity"]) for i in items), Decimal(0))
+
+
+def _depth_exceeds(doc: object, limit: int) -> bool:
+    # Iterative, so a hostile payload cannot exhaust our own recursion either.
+    stack: list[tuple[object, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else "null"
+    )

@@ -1,0 +1,165 @@
+"""Every setting of the processor, read from the environment in one place.
+
+Each field names its environment variable and default; ``processor settings`` prints them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+
+import topics
+from processor.errors import ConfigError
+
+
+class MismatchPolicy(StrEnum):
+    """What to do when totalCost differs from the sum of the items."""
+
+    FLAG = "flag"  # keep the order, mark it, count it
+    REJECT = "reject"  # dead-letter the event as total_mismatch
+    IGNORE = "ignore"  # do not check
+
+
+class Store(StrEnum):
+    ROCKSDB = "rocksdb"
+    MEMORY = "memory"
+
+
+def _setting(env: str, default: object, help: str) -> object:
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka_bootstrap_servers: str = _setting(  # type: ignore[assignment]
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated."
+    )
+    redis_url: str = _setting(  # type: ignore[assignment]
+        "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis holding the contact directory."
+    )
+    redis_prefix: str = _setting(  # type: ignore[assignment]
+        "REDIS_KEY_PREFIX", "op:", "Prefix of every Redis key, so deployments can share a Redis."
+    )
+    app_id: str = _setting(  # type: ignore[assignment]
+        "PROCESSOR_APP_ID",
+        "order-processor",
+        "Consumer group and prefix of the table's changelog topic.",
+    )
+    partitions: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_PARTITIONS",
+        topics.default_partitions(),
+        "Partitions of every topic; source topics, table changelog and re-key topic must agree.",
+    )
+    replication_factor: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_REPLICATION_FACTOR", 1, "Replication factor of the topics the processor creates."
+    )
+    store: Store = _setting(  # type: ignore[assignment]
+        "PROCESSOR_STORE", Store.ROCKSDB, "Table store: rocksdb (default) or memory."
+    )
+    data_dir: Path = _setting(  # type: ignore[assignment]
+        "PROCESSOR_DATA_DIR",
+        Path(".run/worker-data"),
+        "Where the worker keeps its RocksDB table files.",
+    )
+    web_host: str = _setting(  # type: ignore[assignment]
+        "PROCESSOR_WEB_HOST",
+        "127.0.0.1",
+        "Address the web server binds and advertises; loopback unless you mean to expose it.",
+    )
+    web_port: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_WEB_PORT", 6066, "Port of the worker's web server (dashboard, /orders/{id})."
+    )
+    total_mismatch: MismatchPolicy = _setting(  # type: ignore[assignment]
+        "PROCESSOR_TOTAL_MISMATCH",
+        MismatchPolicy.FLAG,
+        "flag (keep and mark), reject (dead-letter as total_mismatch) or ignore.",
+    )
+    contact_id_params: tuple[str, ...] = _setting(  # type: ignore[assignment]
+        "PROCESSOR_CONTACT_ID_PARAMS",
+        (),
+        "Custom identification params tried first, comma-separated (e.g. token).",
+    )
+    history_limit: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_HISTORY_LIMIT", 50, "Transitions kept in each order's history."
+    )
+    max_event_bytes: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_MAX_EVENT_BYTES", 1_048_576, "Larger records are dead-lettered as too_large."
+    )
+    max_depth: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_MAX_DEPTH", 32, "Deeper JSON is dead-lettered as too_deep."
+    )
+    create_topics: bool = _setting(  # type: ignore[assignment]
+        "PROCESSOR_CREATE_TOPICS", True, "Create missing topics from the contract at worker start."
+    )
+    topic_env: Mapping[str, str] = field(default_factory=dict, metadata={"env": ""})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = f.metadata.get("env")
+            if not name or name not in env or env[name] == "":
+                continue
+            values[f.name] = _convert(f.name, name, env[name], f.default)
+        values["topic_env"] = {k: v for k, v in env.items() if k.startswith("TOPIC_")}
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.partitions < 1:
+            raise ConfigError("PROCESSOR_PARTITIONS must be at least 1")
+        if self.history_limit < 1:
+            raise ConfigError("PROCESSOR_HISTORY_LIMIT must be at least 1")
+        if self.max_depth < 3:
+            raise ConfigError("PROCESSOR_MAX_DEPTH must be at least 3 (event, params, value)")
+
+    def topics(self) -> dict[str, topics.TopicSpec]:
+        return topics.load_contract(
+            self.topic_env, partitions=self.partitions, replication_factor=self.replication_factor
+        )
+
+    @property
+    def kafka_hosts(self) -> list[str]:
+        return [h.strip() for h in self.kafka_bootstrap_servers.split(",") if h.strip()]
+
+
+def _convert(attr: str, env_name: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, StrEnum):
+            return type(default)(raw.lower())
+        if isinstance(default, Path):
+            return Path(raw)
+        if isinstance(default, tuple):
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+    except ValueError:
+        raise ConfigError(f"{env_name}={raw!r} is not a valid value for {attr}") from None
+    return raw
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(environment variable, default, help) for every setting, for ``--help`` and the README."""
+    rows = []
+    for f in fields(Settings):
+        env = f.metadata.get("env")
+        if env:
+            default = f.default
+            shown = ",".join(default) if isinstance(default, tuple) else str(default)
+            rows.append((env, shown, f.metadata["help"]))
+    rows.extend(
+        (spec.env, spec.name, f"Name of the {role} topic.")
+        for role, spec in topics.load_contract({}).items()
+    )
+    return rows
