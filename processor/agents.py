@@ -66,7 +66,9 @@ class Pipeline:
                 return
             await self._apply(key, event, source)
         except Rejected as rejected:
-            await self._dead_letter(rejected.reason, rejected.detail, message, source, event)
+            await self._dead_letter(
+                rejected.reason, rejected.detail, message, source, event or rejected
+            )
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the event
             log.exception("Failed on %s; dead-lettering it", source.event_id)
             detail = f"{type(exc).__name__}: {exc}"
@@ -148,7 +150,7 @@ class Pipeline:
         detail: str,
         message: Any,
         source: Source,
-        event: OrderEvent | None,
+        event: OrderEvent | Rejected | None,
     ) -> None:
         self.metrics.dead_letters[reason] += 1
         letter = dead_letter(
@@ -159,7 +161,7 @@ class Pipeline:
             value=message.value,
             now=self.clock(),
             timestamp=message.timestamp,
-            event_type=None if event is None else str(event.type),
+            event_type=_event_type(event),
             external_order_id=None if event is None else event.external_order_id,
         )
         log.info("Dead letter %s at %s: %s", reason, source.event_id, detail)
@@ -184,6 +186,12 @@ class Pipeline:
                 log.warning("Send to %s failed, retrying: %s", topic.get_topic_name(), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+def _event_type(event: OrderEvent | Rejected | None) -> str | None:
+    if isinstance(event, OrderEvent):
+        return str(event.type)
+    return None if event is None else event.event_type
 
 
 def register(processor: Processor) -> Pipeline:

@@ -22,6 +22,9 @@ class Rejected(ProcessorError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        # Filled in once parsing got that far, so a dead letter can say which order it was.
+        self.event_type: str | None = None
+        self.external_order_id: str | None = None
 
 
 class ConfigError(ProcessorError):

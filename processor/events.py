@@ -100,8 +100,16 @@ def parse_event(raw: bytes | None, limits: Limits = Limits()) -> OrderEvent:  # 
     order_id = _identifier(params, "externalOrderId")
     if order_id is None:
         raise Rejected(Reason.MISSING_REQUIRED, "externalOrderId")
+    try:
+        return _order_event(event_type, order_id, doc.get("keyValue"), params)
+    except Rejected as rejected:
+        rejected.event_type, rejected.external_order_id = event_type, order_id
+        raise
 
-    key_value = doc.get("keyValue")
+
+def _order_event(
+    event_type: EventType, order_id: str, key_value: object, params: dict[str, Any]
+) -> OrderEvent:
     return OrderEvent(
         type=event_type,
         external_order_id=order_id,
