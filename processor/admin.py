@@ -82,7 +82,9 @@ def ensure_topics(settings: Settings, *, timeout: float = 30.0) -> list[TopicRes
             if current.get(k) is None or current[k].value != v
         ]
         if changes:
-            resource = ConfigResource(ConfigResource.Type.TOPIC, spec.name, incremental_configs=changes)
+            resource = ConfigResource(
+                ConfigResource.Type.TOPIC, spec.name, incremental_configs=changes
+            )
             admin.incremental_alter_configs([resource])[resource].result(timeout=timeout)
         results.append(TopicResult(spec.name, "updated" if changes else "unchanged"))
     return results

@@ -69,7 +69,7 @@ class Pipeline:
             await self._dead_letter(
                 rejected.reason, rejected.detail, message, source, event or rejected
             )
-        except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the event
+        except Exception as exc:
             log.exception("Failed on %s; dead-lettering it", source.event_id)
             detail = f"{type(exc).__name__}: {exc}"
             await self._dead_letter(Reason.PROCESSING_ERROR, detail, message, source, event)
@@ -139,7 +139,7 @@ class Pipeline:
             self.metrics.contacts_upserted += 1
         except Rejected as rejected:
             await self._dead_letter(rejected.reason, rejected.detail, message, source, None)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("Failed on contact %s; dead-lettering it", source.event_id)
             detail = f"{type(exc).__name__}: {exc}"
             await self._dead_letter(Reason.PROCESSING_ERROR, detail, message, source, None)

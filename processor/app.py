@@ -56,9 +56,11 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         producer_linger_ms=5,
         web_host=settings.web_host,
-        web_bind=settings.web_host,
+        web_bind=settings.web_bind,
         web_port=settings.web_port,
         # Raw table pages would expose every order to anyone who can reach the port.
         web_tables_enabled=False,
@@ -83,7 +85,9 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         rfm=topic("orders_rfm", codec.CODEC_NAME),
         dlq=topic("orders_dlq", codec.CODEC_NAME),
     )
-    orders = app.Table(ORDERS_TABLE, default=None, partitions=settings.partitions, key_type=bytes)
+    orders: Any = app.Table(
+        ORDERS_TABLE, default=None, partitions=settings.partitions, key_type=bytes
+    )
     # Tables take their codec from value_type's model; ours are plain dicts, so name the codec
     # directly. The store and changelog topic are made lazily, after this line.
     orders.value_serializer = codec.CODEC_NAME
@@ -92,8 +96,7 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         settings=settings,
         topics=topics,
         orders=orders,
-        directory=directory
-        or ContactDirectory.from_url(settings.redis_url, settings.redis_prefix),
+        directory=directory or ContactDirectory.from_url(settings.redis_url, settings.redis_prefix),
     )
 
     # Imported here: both modules decorate this app instance.

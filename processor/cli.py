@@ -37,7 +37,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog="Every command reads its settings from the environment; `processor settings` lists them.",
+    epilog="Settings come from the environment; `processor settings` lists them.",
 )
 @click.version_option(__version__, prog_name="processor")
 def main() -> None:

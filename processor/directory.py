@@ -90,7 +90,12 @@ class ContactDirectory:
                 results.append(None)
                 continue
             match = next(
-                (Match(v.decode(), i) for i, v in zip(idents, found, strict=True) if v), None
+                (
+                    Match(v.decode() if isinstance(v, bytes) else v, i)
+                    for i, v in zip(idents, found, strict=True)
+                    if v
+                ),
+                None,
             )
             results.append(match or NoMatch(tuple(idents)))
         return results
@@ -117,7 +122,7 @@ class ContactDirectory:
 
     async def get(self, contact_id: str) -> dict[str, str] | None:
         raw = await self._redis.get(self._contact_keys(contact_id)[0])
-        return None if raw is None else codec.loads(raw)  # type: ignore[no-any-return]
+        return None if raw is None else codec.loads(raw)
 
 
 async def retrying(

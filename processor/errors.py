@@ -1,9 +1,9 @@
 """The exception tree.
 
-    ProcessorError
-    ├── Rejected            an input the rules drop; becomes a dead letter, never a crash
-    ├── ConfigError         a setting is wrong; the command exits with a clear message
-    └── Unavailable         Kafka or Redis cannot be reached; ``retriable`` says whether waiting helps
+ProcessorError
+├── Rejected            an input the rules drop; becomes a dead letter, never a crash
+├── ConfigError         a setting is wrong; the command exits with a clear message
+└── Unavailable         Kafka or Redis cannot be reached; ``retriable`` says whether waiting helps
 """
 
 from __future__ import annotations

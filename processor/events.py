@@ -72,7 +72,7 @@ class OrderEvent:
     params: Mapping[str, Any]
 
 
-def parse_event(raw: bytes | None, limits: Limits = Limits()) -> OrderEvent:  # noqa: B008
+def parse_event(raw: bytes | None, limits: Limits = Limits()) -> OrderEvent:
     if raw is None:
         raise Rejected(Reason.INVALID_EVENT, "the record has no value")
     if len(raw) > limits.max_bytes:
@@ -80,7 +80,10 @@ def parse_event(raw: bytes | None, limits: Limits = Limits()) -> OrderEvent:  # 
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc).lower():
+        # orjson's own nesting limit (1024): it says "depth limit exceeded" (orjson 3.13), or
+        # "recursion" in other versions' wording.
+        message = str(exc).lower()
+        if "recursion" in message or "depth limit" in message:
             raise Rejected(Reason.TOO_DEEP, f"nesting deeper than {limits.max_depth}") from None
         raise Rejected(Reason.MALFORMED_JSON, f"not JSON: {exc}") from None
     if _depth_exceeds(doc, limits.max_depth):

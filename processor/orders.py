@@ -154,7 +154,7 @@ def apply(
     source: Source,
     now: str,
     contact: Lookup,
-    rules: Rules = Rules(),  # noqa: B008 - frozen
+    rules: Rules = Rules(),
 ) -> Transition:
     """Apply one event to one order. Raises :class:`Rejected` when the rules drop the event."""
     if order is not None and order.offsets.get(source.stream, -1) >= source.offset:
@@ -185,6 +185,7 @@ def apply(
         "status": str(new.status),
         "version": version,
         "rfm": [r.value["op"] for r in rfm],
+        "rfmContacts": [r.contact_id for r in rfm],
     }
     history = (*(order.history if order else ()), entry)[-rules.history_limit :]
     flagged = new.total_mismatch and not (order is not None and order.total_mismatch)
@@ -302,5 +303,10 @@ def _replayed(order: Order, source: Source) -> Transition:
     entry = next((h for h in order.history if h.get("event") == source.event_id), None)
     if entry is None or not entry.get("rfm"):
         return Transition(order=order, changed=False, replay=True)
+    # The crash behind a replay may have lost any record the event sent, the revoke of a contact
+    # the order moved away from as much as the current contact's: send each again, as of now.
+    moved_from = dict.fromkeys(c for c in entry.get("rfmContacts", ()) if c != order.contact_id)
+    revoked = tuple(rfm_record(replace(order, contact_id=c), RfmOp.REVOKED) for c in moved_from)
     op = RfmOp.DELIVERED if order.status is Status.DELIVERED else RfmOp.REVOKED
-    return Transition(order=order, rfm=(rfm_record(order, op),), changed=False, replay=True)
+    rfm = (*revoked, rfm_record(order, op))
+    return Transition(order=order, rfm=rfm, changed=False, replay=True)

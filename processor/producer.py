@@ -69,7 +69,9 @@ class EventProducer:
         for key, value in records:
             while True:
                 try:
-                    self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                    self._producer.produce(
+                        topic, value=value, key=key, on_delivery=self._on_delivery
+                    )
                     break
                 except BufferError:
                     self._producer.poll(0.1)  # queue full: let deliveries drain

@@ -25,7 +25,7 @@ class Reason(StrEnum):
     INVALID_FIELD = "invalid_field"
     #: An item lacks a required field or has a bad one; the detail names the index and field.
     INVALID_ITEM = "invalid_item"
-    #: totalCost differs from the sum of cost x quantity (only under PROCESSOR_TOTAL_MISMATCH=reject).
+    #: totalCost differs from the sum of cost x quantity (PROCESSOR_TOTAL_MISMATCH=reject only).
     TOTAL_MISMATCH = "total_mismatch"
     #: orderDelivered / orderCancelled for an order the processor has never seen.
     UNKNOWN_ORDER = "unknown_order"

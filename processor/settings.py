@@ -64,10 +64,15 @@ class Settings:
         Path(".run/worker-data"),
         "Where the worker keeps its RocksDB table files.",
     )
+    web_bind: str = _setting(  # type: ignore[assignment]
+        "PROCESSOR_WEB_BIND",
+        "127.0.0.1",
+        "Address the web server listens on; loopback unless you mean to expose it.",
+    )
     web_host: str = _setting(  # type: ignore[assignment]
         "PROCESSOR_WEB_HOST",
         "127.0.0.1",
-        "Address the web server binds and advertises; loopback unless you mean to expose it.",
+        "Host name other workers use to reach this one (order lookups are routed by partition).",
     )
     web_port: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_WEB_PORT", 6066, "Port of the worker's web server (dashboard, /orders/{id})."
@@ -90,6 +95,11 @@ class Settings:
     )
     max_depth: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_MAX_DEPTH", 32, "Deeper JSON is dead-lettered as too_deep."
+    )
+    session_timeout: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_SESSION_TIMEOUT",
+        30,
+        "Seconds before a silent worker's partitions move to the others (Kafka group session).",
     )
     create_topics: bool = _setting(  # type: ignore[assignment]
         "PROCESSOR_CREATE_TOPICS", True, "Create missing topics from the contract at worker start."
@@ -115,6 +125,8 @@ class Settings:
             raise ConfigError("PROCESSOR_PARTITIONS must be at least 1")
         if self.history_limit < 1:
             raise ConfigError("PROCESSOR_HISTORY_LIMIT must be at least 1")
+        if self.session_timeout < 6:
+            raise ConfigError("PROCESSOR_SESSION_TIMEOUT must be at least 6 (Kafka's minimum)")
         if self.max_depth < 3:
             raise ConfigError("PROCESSOR_MAX_DEPTH must be at least 3 (event, params, value)")
 

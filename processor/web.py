@@ -1,9 +1,9 @@
 """The worker's web views.
 
-    GET /orders/{externalOrderId}   the order as JSON, 404 when unknown; routed to the worker
-                                    that owns the order's partition
-    GET /api/stats                  this worker's counters as JSON
-    GET /dashboard                  the same counters for people, refreshed every few seconds
+GET /orders/{externalOrderId}   the order as JSON, 404 when unknown; routed to the worker
+                                that owns the order's partition
+GET /api/stats                  this worker's counters as JSON
+GET /dashboard                  the same counters for people, refreshed every few seconds
 """
 
 from __future__ import annotations
@@ -31,10 +31,13 @@ JSON: <a href="/api/stats">/api/stats</a>.</p>
 
 
 def _table(title: str, rows: dict[str, Any]) -> str:
-    body = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td class=n>{html.escape(str(v))}</td></tr>"
-        for k, v in rows.items()
-    ) or "<tr><td colspan=2>none yet</td></tr>"
+    body = (
+        "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td class=n>{html.escape(str(v))}</td></tr>"
+            for k, v in rows.items()
+        )
+        or "<tr><td colspan=2>none yet</td></tr>"
+    )
     return f"<h2>{html.escape(title)}</h2><table>{body}</table>"
 
 

@@ -66,7 +66,9 @@ def load_contract(
     env = os.environ if env is None else env
     raw = _raw_contract()
     parts = partitions if partitions is not None else int(raw["partitions"])
-    replicas = replication_factor if replication_factor is not None else int(raw["replication_factor"])
+    replicas = (
+        replication_factor if replication_factor is not None else int(raw["replication_factor"])
+    )
     return {
         role: TopicSpec(
             role=role,

@@ -56,6 +56,8 @@ class Deployment:
             "PROCESSOR_DATA_DIR": str(self.data_dir),
             "PROCESSOR_WEB_PORT": str(self.web_port),
             "PROCESSOR_PARTITIONS": "3",
+            # A killed worker's partitions are handed on sooner.
+            "PROCESSOR_SESSION_TIMEOUT": "6",
             **{env: self.topic(role) for role, env in ROLES.items()},
         }
         env.update(self.extra_env)
@@ -73,9 +75,20 @@ class Deployment:
 
 
 class WorkerProcess:
-    def __init__(self, deployment: Deployment, log_path: Path) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        log_path: Path,
+        *,
+        web_port: int | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
         self.deployment = deployment
         self.log_path = log_path
+        self.web_port = web_port or deployment.web_port
+        self.env = dict(deployment.env, PROCESSOR_WEB_PORT=str(self.web_port))
+        if data_dir is not None:
+            self.env["PROCESSOR_DATA_DIR"] = str(data_dir)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> None:
@@ -83,7 +96,7 @@ class WorkerProcess:
         start_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "processor.cli", "worker", "--loglevel", "info"],
-            env=self.deployment.env,
+            env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -114,6 +127,19 @@ class WorkerProcess:
             self.proc.wait(10)
         self._log.close()
 
+    def wait_log(self, text: str, timeout: float = 90.0, after: int = 0) -> None:
+        """Wait for ``text`` to appear in the log (after byte offset ``after``)."""
+
+        def seen() -> bool:
+            with self.log_path.open("rb") as f:
+                f.seek(after)
+                return text.encode() in f.read()
+
+        eventually(seen, timeout=timeout)
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
@@ -121,9 +147,9 @@ class WorkerProcess:
         self._log.close()
 
     def get(self, path: str) -> tuple[int, Any]:
-        url = f"http://127.0.0.1:{self.deployment.web_port}{path}"
+        url = f"http://127.0.0.1:{self.web_port}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=10) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")
@@ -186,14 +212,14 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 5.0) -> list[Any]:
                 if msg.error():
                     continue
                 messages.append(msg)
-                if msg.offset() >= high - 1:
+                if (msg.offset() or 0) >= high - 1:
                     break
         return messages
     finally:
         consumer.close()
 
 
-def eventually(check: Callable[[], T | None], timeout: float = 60.0, every: float = 0.5) -> T:
+def eventually(check: Callable[[], Any], timeout: float = 60.0, every: float = 0.5) -> Any:
     """Poll until ``check`` returns something truthy; the last value otherwise fails the test."""
     deadline = time.monotonic() + timeout
     result = check()

@@ -15,8 +15,8 @@ from processor.routing import partition_for
 from tests.integration.harness import (
     Deployment,
     WorkerProcess,
-    eventually,
     event,
+    eventually,
     produce,
     produce_events,
     read_topic,
@@ -89,7 +89,9 @@ def deployment(
 
 
 @pytest.fixture(scope="module")
-def worker(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+def worker(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
     contacts = tmp_path_factory.mktemp("contacts") / "contacts.csv"
     contacts.write_text(
         "id,externalCustomerId,email,phone,token\n"
@@ -109,7 +111,9 @@ def worker(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-def produced(deployment: Deployment, worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory) -> None:
+def produced(
+    deployment: Deployment, worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Contacts by topic first, then every scenario's events at once."""
     bootstrap = deployment.bootstrap
     produce(
@@ -123,7 +127,11 @@ def produced(deployment: Deployment, worker: WorkerProcess, tmp_path_factory: py
     )
     store = redis.Redis.from_url(deployment.redis_url)
     prefix = deployment.env["REDIS_KEY_PREFIX"]
-    eventually(lambda: store.exists(f"{prefix}contact:c-token") and store.exists(f"{prefix}contact:c-topic"))
+    eventually(
+        lambda: (
+            store.exists(f"{prefix}contact:c-token") and store.exists(f"{prefix}contact:c-topic")
+        )
+    )
 
     # The seed's example, through the CLI a producer team would use.
     seed_file = tmp_path_factory.mktemp("events") / "seed.jsonl"
@@ -142,7 +150,12 @@ def produced(deployment: Deployment, worker: WorkerProcess, tmp_path_factory: py
     ]
     others = [
         event(
-            "orderUpdated", "o-upd-new", totalCost="5", status="IN_PROGRESS", date=DATE, Phone="+100"
+            "orderUpdated",
+            "o-upd-new",
+            totalCost="5",
+            status="IN_PROGRESS",
+            date=DATE,
+            Phone="+100",
         ),
         created("o-token", Token="tok-1"),
         created("o-topic", EmailAddress="TOPIC@example.com"),
@@ -151,7 +164,9 @@ def produced(deployment: Deployment, worker: WorkerProcess, tmp_path_factory: py
         {"eventTypeKey": "orderShipped", "params": [{"name": "externalOrderId", "value": "d-1"}]},
         event("orderCreated", "d-2", status="INITIALIZED", date=DATE, email="topic@example.com"),
         event("orderCreated", "d-3", totalCost="1", status="SHIPPED", date=DATE, Phone="+100"),
-        created("d-4", total="10", email="topic@example.com", items=[{**item("10"), "imageUrl": None}]),
+        created(
+            "d-4", total="10", email="topic@example.com", items=[{**item("10"), "imageUrl": None}]
+        ),
         event("orderDelivered", "d-5"),
         event("orderCancelled", "d-6"),
         created("d-7"),
@@ -176,7 +191,12 @@ def produced(deployment: Deployment, worker: WorkerProcess, tmp_path_factory: py
     for order_id, key in (("o-unkeyed", None), ("o-wrongkey", b"not-the-id")):
         owner = partition_for(order_id.encode(), PARTITIONS)
         value = json.dumps(created(order_id, email="topic@example.com")).encode()
-        produce(bootstrap, deployment.topic("orders_events"), [(key, value)], partition=(owner + 1) % PARTITIONS)
+        produce(
+            bootstrap,
+            deployment.topic("orders_events"),
+            [(key, value)],
+            partition=(owner + 1) % PARTITIONS,
+        )
 
 
 EXPECTED_DROPS = {
@@ -248,7 +268,11 @@ def test_order_lifecycle_state(worker: WorkerProcess, dead_letters: list[Any]) -
     order = eventually(lambda: (o := worker.order("o-life")) and o["version"] >= 6 and o)
     assert order["status"] == "DELIVERED"
     assert order["contactId"] == "c-ext"  # email matched case-insensitively
-    assert order["matchedBy"] == {"param": "email", "field": "email", "value": "mixed.case@example.com"}
+    assert order["matchedBy"] == {
+        "param": "email",
+        "field": "email",
+        "value": "mixed.case@example.com",
+    }
     assert order["currency"] == "EUR"
     assert order["extra"]["giftWrap"] == "yes"
     assert order["totalCost"] == "30.00"
@@ -271,7 +295,11 @@ def test_rfm_records_for_deliver_change_cancel_and_redeliver(
 
     def life_records() -> list[dict[str, Any]]:
         records = read_topic(deployment.bootstrap, deployment.topic("orders_rfm"))
-        return [json.loads(m.value()) for m in records if json.loads(m.value())["externalOrderId"] == "o-life"]
+        return [
+            json.loads(m.value())
+            for m in records
+            if json.loads(m.value())["externalOrderId"] == "o-life"
+        ]
 
     records = eventually(lambda: (r := life_records()) and len(r) >= 4 and r)
     assert [(r["op"], r["totalCost"], r["version"]) for r in records] == [
@@ -309,7 +337,9 @@ def test_misrouted_events_are_rekeyed_and_applied(worker: WorkerProcess, produce
     for order_id in ("o-unkeyed", "o-wrongkey"):
         order = eventually(lambda oid=order_id: worker.order(oid))  # type: ignore[misc]
         assert order["contactId"] == "c-topic"
-        assert order["history"][0]["event"].startswith(worker.deployment.topic("orders_events_rekeyed"))
+        assert order["history"][0]["event"].startswith(
+            worker.deployment.topic("orders_events_rekeyed")
+        )
     status, stats = worker.get("/api/stats")
     assert status == 200
     assert stats["rekeyed"] >= 2
@@ -325,7 +355,7 @@ def test_dashboard_shows_counters(worker: WorkerProcess, dead_letters: list[Any]
     import urllib.request
 
     url = f"http://127.0.0.1:{worker.deployment.web_port}/dashboard"
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(url, timeout=10) as response:
         page = response.read().decode()
     assert "Dead letters by reason" in page
     assert "unknown_order" in page
