@@ -2,8 +2,12 @@
 
 Every record is read as raw bytes and parsed here, so that nothing can make an agent raise:
 Faust acks a message whose agent raised, which would lose it silently. Whatever the rules drop,
-and whatever our own code fails on, becomes a dead letter before the offset can be committed
-(Faust flushes the producer before every commit).
+and whatever our own code fails on, becomes a dead letter.
+
+Order events are taken in batches (``stream.take_events``): one Redis round trip for the whole
+batch, then each event is applied in order with no await in between, and every output goes to
+Faust's producer buffer (``send_soon``). Faust acks a batch only after this code is done with it
+and flushes the producer before it commits an offset, so no output can be lost behind a commit.
 
 Each agent runs at concurrency 1: with more, Faust can commit an offset past an event that is
 still in flight (faust-streaming #606).
@@ -11,17 +15,19 @@ still in flight (faust-streaming #606).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from faust.streams import _current_event
 
 from processor import codec, contacts
 from processor.app import Processor
-from processor.contacts import Lookup
+from processor.contacts import Identifier, Lookup
 from processor.deadletters import dead_letter
 from processor.directory import retrying
 from processor.errors import Rejected
@@ -40,8 +46,34 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+@contextmanager
+def as_current(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event while we touch the table for it.
+
+    The table writes its changelog record, and the RocksDB store picks its partition database,
+    from the current event's partition. Within a batch that must be each event in turn.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One record of a batch, parsed, with what is to be done with it."""
+
+    message: Any
+    source: Source
+    event: OrderEvent | None = None
+    rejected: Rejected | None = None
+    rekey_to: int | None = None
+    identifiers: tuple[Identifier, ...] = ()
+
+
 class Pipeline:
-    """One record in, state and outputs out; the agents only feed it."""
+    """Records in, state and outputs out; the agents only feed it."""
 
     def __init__(self, processor: Processor, clock: Callable[[], str] = utc_now) -> None:
         self.p = processor
@@ -52,31 +84,64 @@ class Pipeline:
         self.id_order = contacts.identification_order(settings.contact_id_params)
         self.metrics = processor.metrics
 
-    async def on_order_event(self, message: Any, *, may_rekey: bool) -> None:
-        source = Source(message.topic, message.partition, message.offset)
-        raw: bytes | None = message.value
-        event: OrderEvent | None = None
-        try:
-            event = parse_event(raw, self.limits)
-            self.metrics.events[event.type] += 1
-            key = event.external_order_id.encode()
-            owner = partition_for(key, self.p.settings.partitions)
-            if may_rekey and owner != message.partition:
-                await self._rekey(key, owner, message)
-                return
-            await self._apply(key, event, source)
-        except Rejected as rejected:
-            await self._dead_letter(
-                rejected.reason, rejected.detail, message, source, event or rejected
-            )
-        except Exception as exc:
-            log.exception("Failed on %s; dead-lettering it", source.event_id)
-            detail = f"{type(exc).__name__}: {exc}"
-            await self._dead_letter(Reason.PROCESSING_ERROR, detail, message, source, event)
+    async def on_order_batch(self, events: Sequence[Any], *, may_rekey: bool) -> None:
+        incoming = [self._parse(event.message, may_rekey=may_rekey) for event in events]
+        lookups = await self._lookup_all(incoming)
+        for event, item, lookup in zip(events, incoming, lookups, strict=True):
+            with as_current(event):
+                self._handle(item, lookup)
+        # Bounded memory: let the producer buffer drain before taking the next batch.
+        await self.p.app.producer.buffer.wait_until_ebb()
 
-    async def _apply(self, key: bytes, event: OrderEvent, source: Source) -> None:
-        lookup = await self._lookup(event)
-        # No await between reading and writing the order: the two order agents share the table.
+    def _parse(self, message: Any, *, may_rekey: bool) -> Incoming:
+        item = Incoming(message, Source(message.topic, message.partition, message.offset))
+        try:
+            event = item.event = parse_event(message.value, self.limits)
+            self.metrics.events[event.type] += 1
+            owner = partition_for(event.external_order_id.encode(), self.p.settings.partitions)
+            if may_rekey and owner != message.partition:
+                item.rekey_to = owner
+            elif event.type in (EventType.CREATED, EventType.UPDATED):
+                # orderDelivered / orderCancelled need no lookup: the order knows its contact.
+                item.identifiers = contacts.identifiers(event.params, self.id_order)
+        except Rejected as rejected:
+            item.rejected = rejected
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the event
+            item.rejected = self._bug(exc, item)
+        return item
+
+    async def _lookup_all(self, incoming: Sequence[Incoming]) -> list[Lookup]:
+        batch = [item.identifiers for item in incoming]
+        if not any(batch):
+            return [None] * len(batch)
+        try:
+            return await retrying(
+                lambda: self.p.directory.resolve_many(batch),
+                what="contact lookup",
+                on_wait=self._redis_wait,
+            )
+        except Exception as exc:  # noqa: BLE001
+            for item in incoming:
+                if item.identifiers:
+                    item.rejected = self._bug(exc, item)
+            return [None] * len(batch)
+
+    def _handle(self, item: Incoming, lookup: Lookup) -> None:
+        try:
+            if item.rejected is not None:
+                raise item.rejected
+            if item.rekey_to is not None:
+                self._rekey(item)
+                return
+            assert item.event is not None
+            self._apply(item.event, item.source, lookup)
+        except Rejected as rejected:
+            self._dead_letter(rejected, item)
+        except Exception as exc:  # noqa: BLE001
+            self._dead_letter(self._bug(exc, item), item)
+
+    def _apply(self, event: OrderEvent, source: Source, lookup: Lookup) -> None:
+        key = event.external_order_id.encode()
         stored = self.p.orders.get(key)
         order = None if stored is None else Order.from_dict(stored)
         transition = apply(
@@ -92,40 +157,44 @@ class Pipeline:
                 self.metrics.unchanged += 1
         if transition.flagged:
             self.metrics.flagged_total_mismatch += 1
-            log.warning(
-                "Order %s: totalCost does not match its items (flagged)", event.external_order_id
-            )
+            log.warning("Order %s: totalCost differs from its items (flagged)", key.decode())
         for record in transition.rfm:
-            await self._send(self.p.topics.rfm, record.contact_id.encode(), record.value)
+            self.p.topics.rfm.send_soon(key=record.contact_id.encode(), value=record.value)
             self.metrics.rfm_records[record.value["op"]] += 1
 
-    async def _lookup(self, event: OrderEvent) -> Lookup:
-        if event.type in (EventType.DELIVERED, EventType.CANCELLED):
-            return None  # the order already knows its contact
-        idents = contacts.identifiers(event.params, self.id_order)
-        if not idents:
-            return None
-        return await retrying(lambda: self.p.directory.resolve(idents), what="contact lookup")
-
-    async def _rekey(self, key: bytes, partition: int, message: Any) -> None:
+    def _rekey(self, item: Incoming) -> None:
+        assert item.event is not None and item.rekey_to is not None
         self.metrics.rekeyed += 1
-        origin = f"{message.topic}/{message.partition}/{message.offset}".encode()
-        await self._send(
-            self.p.topics.rekeyed,
-            key,
-            message.value,
-            partition=partition,
-            headers=[(REKEY_HEADER, origin)],
+        self.p.topics.rekeyed.send_soon(
+            key=item.event.external_order_id.encode(),
+            value=item.message.value,
+            partition=item.rekey_to,
+            headers=[(REKEY_HEADER, item.source.event_id.encode())],
         )
 
+    def _redis_wait(self) -> None:
+        self.metrics.redis_waits += 1
+
+    def _bug(self, exc: Exception, item: Incoming) -> Rejected:
+        log.exception("Failed on %s; dead-lettering it", item.source.event_id, exc_info=exc)
+        rejected = Rejected(Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+        if item.event is not None:
+            rejected.event_type = item.event.type
+            rejected.external_order_id = item.event.external_order_id
+        return rejected
+
     async def on_contact(self, message: Any) -> None:
-        source = Source(message.topic, message.partition, message.offset)
+        item = Incoming(message, Source(message.topic, message.partition, message.offset))
         try:
             if message.value is None:
                 if not message.key:
                     raise Rejected(Reason.INVALID_CONTACT, "a tombstone without a key")
                 contact_id = message.key.decode()
-                await retrying(lambda: self.p.directory.delete(contact_id), what="contact delete")
+                await retrying(
+                    lambda: self.p.directory.delete(contact_id),
+                    what="contact delete",
+                    on_wait=self._redis_wait,
+                )
                 self.metrics.contacts_deleted += 1
                 return
             try:
@@ -135,78 +204,51 @@ class Pipeline:
             if not isinstance(record, dict):
                 raise Rejected(Reason.INVALID_CONTACT, "a contact must be a JSON object")
             contact = contacts.parse_contact(record)
-            await retrying(lambda: self.p.directory.upsert(contact), what="contact import")
+            await retrying(
+                lambda: self.p.directory.upsert(contact),
+                what="contact import",
+                on_wait=self._redis_wait,
+            )
             self.metrics.contacts_upserted += 1
         except Rejected as rejected:
-            await self._dead_letter(rejected.reason, rejected.detail, message, source, None)
-        except Exception as exc:
-            log.exception("Failed on contact %s; dead-lettering it", source.event_id)
-            detail = f"{type(exc).__name__}: {exc}"
-            await self._dead_letter(Reason.PROCESSING_ERROR, detail, message, source, None)
+            self._dead_letter(rejected, item)
+        except Exception as exc:  # noqa: BLE001
+            self._dead_letter(self._bug(exc, item), item)
 
-    async def _dead_letter(
-        self,
-        reason: Reason,
-        detail: str,
-        message: Any,
-        source: Source,
-        event: OrderEvent | Rejected | None,
-    ) -> None:
-        self.metrics.dead_letters[reason] += 1
+    def _dead_letter(self, rejected: Rejected, item: Incoming) -> None:
+        message = item.message
+        self.metrics.dead_letters[rejected.reason] += 1
+        event = item.event
         letter = dead_letter(
-            reason=reason,
-            detail=detail,
-            source=source,
+            reason=rejected.reason,
+            detail=rejected.detail,
+            source=item.source,
             key=message.key,
             value=message.value,
             now=self.clock(),
             timestamp=message.timestamp,
-            event_type=_event_type(event),
-            external_order_id=None if event is None else event.external_order_id,
+            event_type=str(event.type) if event else rejected.event_type,
+            external_order_id=event.external_order_id if event else rejected.external_order_id,
         )
-        log.info("Dead letter %s at %s: %s", reason, source.event_id, detail)
-        await self._send(self.p.topics.dlq, letter.key, letter.value, headers=letter.headers)
-
-    async def _send(
-        self,
-        topic: Any,
-        key: bytes | None,
-        value: Any,
-        *,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        # Until Kafka takes it the event stays in flight, so its offset cannot be committed.
-        delay = 0.2
-        while True:
-            try:
-                await topic.send(key=key, value=value, partition=partition, headers=headers)
-                return
-            except KafkaError as exc:
-                log.warning("Send to %s failed, retrying: %s", topic.get_topic_name(), exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-
-def _event_type(event: OrderEvent | Rejected | None) -> str | None:
-    if isinstance(event, OrderEvent):
-        return str(event.type)
-    return None if event is None else event.event_type
+        log.info("Dead letter %s at %s: %s", rejected.reason, item.source.event_id, rejected.detail)
+        self.p.topics.dlq.send_soon(key=letter.key, value=letter.value, headers=letter.headers)
 
 
 def register(processor: Processor) -> Pipeline:
     app = processor.app
+    settings = processor.settings
     pipeline = Pipeline(processor)
+    batch, within = settings.batch_size, settings.batch_wait_ms / 1000
 
     @app.agent(processor.topics.events, name="orders", concurrency=AGENT_CONCURRENCY)
     async def orders(stream: Any) -> None:
-        async for event in stream.events():
-            await pipeline.on_order_event(event.message, may_rekey=True)
+        async for events in stream.take_events(batch, within=within):
+            await pipeline.on_order_batch(events, may_rekey=True)
 
     @app.agent(processor.topics.rekeyed, name="orders-rekeyed", concurrency=AGENT_CONCURRENCY)
     async def orders_rekeyed(stream: Any) -> None:
-        async for event in stream.events():
-            await pipeline.on_order_event(event.message, may_rekey=False)
+        async for events in stream.take_events(batch, within=within):
+            await pipeline.on_order_batch(events, may_rekey=False)
 
     @app.agent(processor.topics.contacts, name="contacts", concurrency=AGENT_CONCURRENCY)
     async def contacts_import(stream: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import faust
 
 from processor import codec
-from processor.directory import ContactDirectory
+from processor.directory import ContactCache, ContactDirectory
 from processor.metrics import Metrics
 from processor.settings import Settings, Store
 
@@ -96,7 +96,12 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         settings=settings,
         topics=topics,
         orders=orders,
-        directory=directory or ContactDirectory.from_url(settings.redis_url, settings.redis_prefix),
+        directory=directory
+        or ContactDirectory.from_url(
+            settings.redis_url,
+            settings.redis_prefix,
+            ContactCache(size=settings.contact_cache_size, ttl=settings.contact_cache_ttl),
+        ),
     )
 
     # Imported here: both modules decorate this app instance.

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -49,16 +51,62 @@ return 1
 """
 
 
+class ContactCache:
+    """A bounded, expiring memory of identifier -> contact id, so repeat customers cost no
+    round trip. Only matches are kept: a contact imported a moment ago is found at once. A match
+    can be stale for at most ``ttl`` seconds after its contact changes elsewhere."""
+
+    def __init__(
+        self, size: int = 100_000, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def get(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        contact_id, expires = entry
+        if expires < self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return contact_id
+
+    def put(self, key: str, contact_id: str) -> None:
+        if self.size <= 0 or self.ttl <= 0:
+            return
+        self._entries[key] = (contact_id, self._clock() + self.ttl)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class ContactDirectory:
-    def __init__(self, client: aioredis.Redis, prefix: str = "op:") -> None:
+    def __init__(
+        self, client: aioredis.Redis, prefix: str = "op:", cache: ContactCache | None = None
+    ) -> None:
         self._redis = client
         self._prefix = prefix
         self._upsert = client.register_script(_UPSERT)
+        self.cache = cache or ContactCache(size=0)
+        self.round_trips = 0
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "op:") -> ContactDirectory:
+    def from_url(
+        cls, url: str, prefix: str = "op:", cache: ContactCache | None = None
+    ) -> ContactDirectory:
         # Connects lazily, on first use, inside whatever loop uses it.
-        return cls(aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), prefix)
+        client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        return cls(client, prefix, cache)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -78,29 +126,47 @@ class ContactDirectory:
         return (await self.resolve_many([identifiers]))[0]
 
     async def resolve_many(self, batch: Sequence[Sequence[Identifier]]) -> list[Lookup]:
-        """One round trip for many events' identifiers."""
-        keys = [self._index_key(i.field, i.value) for idents in batch for i in idents]
-        values = await self._redis.mget(keys) if keys else []
-        results: list[Lookup] = []
-        position = 0
+        """Many events' identifiers in at most one round trip.
+
+        An identifier must be asked of Redis unless a cached match of higher or equal priority
+        already decides the event; so the cache never changes which identifier wins.
+        """
+        wanted: dict[str, None] = {}
+        known: dict[str, str] = {}  # read once: an entry may expire while we wait for Redis
         for idents in batch:
-            found = values[position : position + len(idents)]
-            position += len(idents)
+            for ident in idents:
+                key = self._index_key(ident.field, ident.value)
+                cached = self.cache.get(key)
+                if cached is not None:
+                    known[key] = cached
+                    break
+                wanted[key] = None
+        fetched: dict[str, str] = {}
+        if wanted:
+            self.round_trips += 1
+            keys = list(wanted)
+            for key, value in zip(keys, await self._redis.mget(keys), strict=True):
+                if value is not None:
+                    fetched[key] = value.decode() if isinstance(value, bytes) else value
+        results: list[Lookup] = []
+        for idents in batch:
             if not idents:
                 results.append(None)
                 continue
-            match = next(
-                (
-                    Match(v.decode() if isinstance(v, bytes) else v, i)
-                    for i, v in zip(idents, found, strict=True)
-                    if v
-                ),
-                None,
-            )
+            match: Match | None = None
+            for ident in idents:
+                key = self._index_key(ident.field, ident.value)
+                contact_id = fetched.get(key) or known.get(key)
+                if contact_id is not None:
+                    self.cache.put(key, contact_id)
+                    match = Match(contact_id, ident)
+                    break
             results.append(match or NoMatch(tuple(idents)))
         return results
 
     async def upsert_many(self, contacts: Iterable[Contact]) -> int:
+        # Our own writes drop our cache; other processes' writes age out of it within its ttl.
+        self.cache.clear()
         count = 0
         async with self._redis.pipeline(transaction=False) as pipe:
             for contact in contacts:
@@ -118,6 +184,7 @@ class ContactDirectory:
         await self.upsert_many([contact])
 
     async def delete(self, contact_id: str) -> None:
+        self.cache.clear()
         await self._upsert(keys=self._contact_keys(contact_id), args=[contact_id, ""])
 
     async def get(self, contact_id: str) -> dict[str, str] | None:
@@ -129,6 +196,7 @@ async def retrying(
     operation: Callable[[], Awaitable[T]],
     *,
     what: str,
+    on_wait: Callable[[], None] | None = None,
     first_delay: float = 0.2,
     max_delay: float = 5.0,
 ) -> T:
@@ -141,5 +209,7 @@ async def retrying(
         except UNREACHABLE as exc:
             attempt += 1
             log.warning("Redis unreachable during %s (attempt %d): %s", what, attempt, exc)
+            if on_wait is not None:
+                on_wait()
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)

@@ -96,6 +96,26 @@ class Settings:
     max_depth: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_MAX_DEPTH", 32, "Deeper JSON is dead-lettered as too_deep."
     )
+    batch_size: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_BATCH_SIZE",
+        500,
+        "Most events an agent takes at once (one Redis round trip per batch).",
+    )
+    batch_wait_ms: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_BATCH_WAIT_MS",
+        5,
+        "Longest wait, in ms, for a batch to fill: the latency added at low load.",
+    )
+    contact_cache_size: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_CONTACT_CACHE_SIZE",
+        100_000,
+        "Identifier matches kept in memory per worker; 0 turns the cache off.",
+    )
+    contact_cache_ttl: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_CONTACT_CACHE_TTL",
+        30,
+        "Seconds a cached match lives: how stale a contact changed elsewhere can be.",
+    )
     session_timeout: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_SESSION_TIMEOUT",
         30,
@@ -123,6 +143,8 @@ class Settings:
     def validate(self) -> None:
         if self.partitions < 1:
             raise ConfigError("PROCESSOR_PARTITIONS must be at least 1")
+        if self.batch_size < 1 or self.batch_wait_ms < 0:
+            raise ConfigError("PROCESSOR_BATCH_SIZE must be >= 1 and PROCESSOR_BATCH_WAIT_MS >= 0")
         if self.history_limit < 1:
             raise ConfigError("PROCESSOR_HISTORY_LIMIT must be at least 1")
         if self.session_timeout < 6:

@@ -1,0 +1,212 @@
+"""The agents in Faust's in-memory test context: wiring only; the rules are tested in tests/unit.
+
+Outputs are captured at the topics' ``send_soon``; the table is the in-memory store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from processor import agents as agents_module
+from processor.app import Processor, create_app
+from processor.contacts import Contact, Identifier, Lookup, Match, NoMatch
+from processor.routing import partition_for
+from processor.settings import Settings, Store
+
+PARTITIONS = 4
+
+
+class MemoryDirectory:
+    """The ContactDirectory interface over a dict; ``outages`` lookups fail as if Redis were down."""
+
+    def __init__(self, outages: int = 0) -> None:
+        self.index: dict[tuple[str, str], str] = {}
+        self.outages = outages
+        self.deleted: list[str] = []
+
+    async def resolve_many(self, batch: Sequence[Sequence[Identifier]]) -> list[Lookup]:
+        if self.outages:
+            self.outages -= 1
+            raise RedisConnectionError("Redis is down (test)")
+        return [self._resolve(identifiers) for identifiers in batch]
+
+    def _resolve(self, identifiers: Sequence[Identifier]) -> Lookup:
+        if not identifiers:
+            return None
+        for ident in identifiers:
+            if (ident.field, ident.value) in self.index:
+                return Match(self.index[(ident.field, ident.value)], ident)
+        return NoMatch(tuple(identifiers))
+
+    async def upsert(self, contact: Contact) -> None:
+        for field, value in contact.index_entries():
+            self.index[(field, value)] = contact.id
+
+    async def delete(self, contact_id: str) -> None:
+        self.deleted.append(contact_id)
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def to(self, role: str) -> list[dict[str, Any]]:
+        return [kw for r, kw in self.records if r == role]
+
+
+@pytest.fixture
+def directory() -> MemoryDirectory:
+    d = MemoryDirectory()
+    d.index[("email", "a@example.com")] = "c-1"
+    return d
+
+
+@pytest.fixture
+def processor(directory: MemoryDirectory, tmp_path: Path) -> Processor:
+    settings = Settings(
+        store=Store.MEMORY,
+        data_dir=tmp_path,
+        partitions=PARTITIONS,
+        kafka_bootstrap_servers="127.0.0.1:1",  # never contacted: sends are captured below
+    )
+    return create_app(settings, directory=cast(Any, directory))
+
+
+@pytest.fixture
+def sent(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> Sent:
+    captured = Sent()
+    for role in ("rfm", "dlq", "rekeyed"):
+
+        def send_soon(_role: str = role, **kwargs: Any) -> None:
+            captured.records.append((_role, kwargs))
+
+        monkeypatch.setattr(getattr(processor.topics, role), "send_soon", send_soon)
+    return captured
+
+
+def created(order_id: str, status: str = "DELIVERED", **extra: str) -> bytes:
+    params = {
+        "externalOrderId": order_id,
+        "totalCost": "12.50",
+        "status": status,
+        "date": "2024-01-02T03:04:05",
+        "email": "A@Example.com",
+        **extra,
+    }
+    return json.dumps(
+        {
+            "eventTypeKey": "orderCreated",
+            "params": [{"name": k, "value": v} for k, v in params.items()],
+        }
+    ).encode()
+
+
+def owner(order_id: str) -> int:
+    return partition_for(order_id.encode(), PARTITIONS)
+
+
+async def test_event_on_owning_partition_is_applied(processor: Processor, sent: Sent) -> None:
+    async with processor.app.agents["orders"].test_context() as agent:
+        await agent.put(created("o-1"), key=b"o-1", partition=owner("o-1"))
+    stored = processor.orders.get(b"o-1")
+    assert stored["contactId"] == "c-1"
+    assert stored["totalCost"] == "12.50"
+    [rfm] = sent.to("rfm")
+    assert rfm["key"] == b"c-1"
+    assert rfm["value"]["op"] == "delivered"
+    assert sent.to("dlq") == []
+
+
+async def test_event_on_another_partition_is_rekeyed_not_applied(
+    processor: Processor, sent: Sent
+) -> None:
+    wrong = (owner("o-2") + 1) % PARTITIONS
+    async with processor.app.agents["orders"].test_context() as agent:
+        await agent.put(created("o-2"), key=None, partition=wrong)
+    assert processor.orders.get(b"o-2") is None
+    [forwarded] = sent.to("rekeyed")
+    assert forwarded["key"] == b"o-2"
+    assert forwarded["partition"] == owner("o-2")
+    assert forwarded["value"] == created("o-2")
+
+
+async def test_rekeyed_agent_applies_without_rekeying_again(
+    processor: Processor, sent: Sent
+) -> None:
+    async with processor.app.agents["orders-rekeyed"].test_context() as agent:
+        await agent.put(created("o-3"), key=b"o-3", partition=(owner("o-3") + 1) % PARTITIONS)
+    assert processor.orders.get(b"o-3")["contactId"] == "c-1"
+    assert sent.to("rekeyed") == []
+
+
+async def test_bad_input_is_dead_lettered_and_the_agent_goes_on(
+    processor: Processor, sent: Sent
+) -> None:
+    async with processor.app.agents["orders"].test_context() as agent:
+        await agent.put(b"\xff not json", key=b"k", partition=0)
+        await agent.put(None, key=b"k", partition=0)
+        await agent.put(created("o-4"), key=b"o-4", partition=owner("o-4"))
+    reasons = [letter["value"]["reason"] for letter in sent.to("dlq")]
+    assert reasons == ["malformed_json", "invalid_event"]
+    assert processor.orders.get(b"o-4") is not None
+
+
+async def test_a_bug_of_ours_becomes_a_processing_error_dead_letter(
+    processor: Processor, sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(agents_module, "apply", broken)
+    async with processor.app.agents["orders"].test_context() as agent:
+        await agent.put(created("o-5"), key=b"o-5", partition=owner("o-5"))
+    [letter] = sent.to("dlq")
+    assert letter["value"]["reason"] == "processing_error"
+    assert "RuntimeError: boom" in letter["value"]["detail"]
+    assert letter["value"]["externalOrderId"] == "o-5"
+
+
+async def test_redis_outage_is_waited_out_not_dead_lettered(
+    processor: Processor, sent: Sent, directory: MemoryDirectory
+) -> None:
+    directory.outages = 2
+    async with processor.app.agents["orders"].test_context() as agent:
+        await agent.put(created("o-6"), key=b"o-6", partition=owner("o-6"))
+        for _ in range(100):  # the agent backs off between attempts
+            if processor.orders.get(b"o-6") is not None:
+                break
+            await asyncio.sleep(0.05)
+    assert directory.outages == 0
+    assert processor.orders.get(b"o-6")["contactId"] == "c-1"
+    assert processor.metrics.redis_waits == 2
+    assert sent.to("dlq") == []
+
+
+async def test_contacts_agent_upserts_deletes_and_dead_letters(
+    processor: Processor, sent: Sent, directory: MemoryDirectory
+) -> None:
+    async with processor.app.agents["contacts"].test_context() as agent:
+        await agent.put(json.dumps({"id": "c-9", "phone": "+1"}).encode(), key=b"c-9")
+        await agent.put(None, key=b"c-8")
+        await agent.put(json.dumps({"phone": "+2"}).encode(), key=b"c-7")
+        await agent.put(b"[", key=b"c-6")
+    assert directory.index[("phone", "+1")] == "c-9"
+    assert directory.deleted == ["c-8"]
+    reasons = [letter["value"]["reason"] for letter in sent.to("dlq")]
+    assert reasons == ["invalid_contact", "malformed_json"]
+
+
+def test_every_agent_runs_at_concurrency_one(processor: Processor) -> None:
+    # More than one actor per agent lets Faust commit past an in-flight event (faust #606).
+    assert {name: agent.concurrency for name, agent in processor.app.agents.items()} == {
+        "orders": 1,
+        "orders-rekeyed": 1,
+        "contacts": 1,
+    }
