@@ -40,6 +40,18 @@ class Processor:
 ORDERS_TABLE = "orders"
 
 
+def rocksdb_options(settings: Settings) -> dict[str, int]:
+    """Faust's defaults give every partition a 2 GiB block cache and 3 x 64 MiB write buffers;
+    a worker holding several partitions would outgrow any container. Budget them instead."""
+    budget = settings.rocksdb_memory_mb * 1024 * 1024
+    return {
+        "block_cache_size": budget // 2,
+        "write_buffer_size": budget // 4,
+        "max_write_buffer_number": 2,
+        "target_file_size_base": budget // 2,
+    }
+
+
 def create_app(settings: Settings, *, directory: ContactDirectory | None = None) -> Processor:
     codec.register_faust_codec()
     app = faust.App(
@@ -86,7 +98,11 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         dlq=topic("orders_dlq", codec.CODEC_NAME),
     )
     orders: Any = app.Table(
-        ORDERS_TABLE, default=None, partitions=settings.partitions, key_type=bytes
+        ORDERS_TABLE,
+        default=None,
+        partitions=settings.partitions,
+        key_type=bytes,
+        options=rocksdb_options(settings) if settings.store is Store.ROCKSDB else None,
     )
     # Tables take their codec from value_type's model; ours are plain dicts, so name the codec
     # directly. The store and changelog topic are made lazily, after this line.

@@ -59,6 +59,11 @@ class Settings:
     store: Store = _setting(  # type: ignore[assignment]
         "PROCESSOR_STORE", Store.ROCKSDB, "Table store: rocksdb (default) or memory."
     )
+    rocksdb_memory_mb: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_ROCKSDB_MEMORY_MB",
+        32,
+        "RocksDB memory per table partition (half block cache, half write buffers).",
+    )
     data_dir: Path = _setting(  # type: ignore[assignment]
         "PROCESSOR_DATA_DIR",
         Path(".run/worker-data"),
