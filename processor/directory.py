@@ -97,7 +97,7 @@ class ContactDirectory:
         self._redis = client
         self._prefix = prefix
         self._upsert = client.register_script(_UPSERT)
-        self.cache = cache or ContactCache(size=0)
+        self.cache = cache if cache is not None else ContactCache(size=0)
         self.round_trips = 0
 
     @classmethod
