@@ -23,7 +23,7 @@ from processor.reasons import Reason
 from .builders import SEED_EXAMPLE, full_params, item, raw_event
 
 
-def rejected(raw: bytes | None, limits: Limits = Limits()) -> Rejected:  # noqa: B008
+def rejected(raw: bytes | None, limits: Limits = Limits()) -> Rejected:  # noqa: B008 - frozen
     with pytest.raises(Rejected) as info:
         parse_event(raw, limits)
     return info.value
@@ -167,6 +167,34 @@ def test_payload_deeper_than_the_json_parser_allows_is_too_deep(raw: bytes) -> N
     assert rejected(raw).reason is Reason.TOO_DEEP
 
 
+# --- what a rejection says about the event ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"{", id="malformed"),
+        pytest.param(raw_event("orderShipped", externalOrderId="o-1"), id="unsupported"),
+        pytest.param(raw_event("orderCreated", totalCost="1"), id="no-order-id"),
+    ],
+)
+def test_rejection_before_the_order_id_names_no_order(raw: bytes) -> None:
+    error = rejected(raw)
+    assert (error.event_type, error.external_order_id) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({"totalCost": "-1"}, id="invalid-field"),
+        pytest.param({"items": [item(quantity=0)]}, id="invalid-item"),
+    ],
+)
+def test_rejection_after_the_order_id_names_the_order(params: dict[str, Any]) -> None:
+    error = rejected(raw_event("orderUpdated", externalOrderId="o-7", **params))
+    assert (error.event_type, error.external_order_id) == ("orderUpdated", "o-7")
+
+
 # --- unsupported_event_type -------------------------------------------------------------------
 
 
@@ -219,7 +247,9 @@ def test_every_documented_status_is_accepted(status: Status) -> None:
     assert parse(status=str(status)).status is status
 
 
-@pytest.mark.parametrize("value", ["delivered", "SHIPPED", "", " DELIVERED", 1, True, ["DELIVERED"]])
+@pytest.mark.parametrize(
+    "value", ["delivered", "SHIPPED", "", " DELIVERED", 1, True, ["DELIVERED"]]
+)
 def test_other_status_is_invalid_field(value: Any) -> None:
     error = rejected(raw_event("orderCreated", externalOrderId="o-1", status=value))
     assert error.reason is Reason.INVALID_FIELD
@@ -265,7 +295,9 @@ def test_date_that_is_not_on_the_calendar_is_invalid_field(value: str) -> None:
     assert value in error.detail
 
 
-@pytest.mark.parametrize("value", ["2020-02-29T23:59:59", "2020-05-14T10:11:00", "1999-12-31T00:00:00"])
+@pytest.mark.parametrize(
+    "value", ["2020-02-29T23:59:59", "2020-05-14T10:11:00", "1999-12-31T00:00:00"]
+)
 def test_calendar_date_is_kept_as_sent(value: str) -> None:
     assert parse(date=value).date == value
 
@@ -309,7 +341,9 @@ def test_total_cost_is_an_exact_decimal(value: Any, expected: str) -> None:
     assert str(total) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [("19.99", "19.99"), ("0.1", "0.1"), ("1.10", "1.1")])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("19.99", "19.99"), ("0.1", "0.1"), ("1.10", "1.1")]
+)
 def test_total_cost_as_json_number_is_the_written_decimal_never_a_float(
     text: str, expected: str
 ) -> None:
@@ -411,7 +445,9 @@ def test_item_that_is_not_an_object_is_invalid_item(value: Any) -> None:
 
 @pytest.mark.parametrize("quantity", [0, -1, "0", "-2.5", "0.0", "many", True])
 def test_quantity_not_above_zero_is_invalid_item(quantity: Any) -> None:
-    error = rejected(raw_event("orderCreated", externalOrderId="o-1", items=[item(quantity=quantity)]))
+    error = rejected(
+        raw_event("orderCreated", externalOrderId="o-1", items=[item(quantity=quantity)])
+    )
     assert error.reason is Reason.INVALID_ITEM
     assert "items[0].quantity" in error.detail
 
@@ -433,7 +469,9 @@ def test_negative_or_non_numeric_cost_is_invalid_item(cost: Any) -> None:
 @pytest.mark.parametrize("field", ["externalItemId", "name", "url", "imageUrl"])
 @pytest.mark.parametrize("value", [True, 1.5])
 def test_text_item_field_of_wrong_type_is_invalid_item(field: str, value: Any) -> None:
-    error = rejected(raw_event("orderCreated", externalOrderId="o-1", items=[item(**{field: value})]))
+    error = rejected(
+        raw_event("orderCreated", externalOrderId="o-1", items=[item(**{field: value})])
+    )
     assert error.reason is Reason.INVALID_ITEM
     assert error.detail == f"items[0].{field} must be a string"
 
@@ -502,9 +540,8 @@ def test_unnamed_params_are_kept_in_extra_as_they_came() -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [("380501234567", "380501234567"), (42, "42")])
 def test_key_value_is_a_string(value: Any, expected: str) -> None:
-    assert parse_event(raw_event("orderCreated", key_value=value, externalOrderId="o")).key_value == (
-        expected
-    )
+    parsed = parse_event(raw_event("orderCreated", key_value=value, externalOrderId="o"))
+    assert parsed.key_value == expected
 
 
 def test_absent_key_value_is_none() -> None:
