@@ -16,7 +16,7 @@ from faust.serializers import codecs
 
 def _default(obj: object) -> object:
     if isinstance(obj, Decimal):
-        return str(obj)
+        return decimal_str(obj)
     if isinstance(obj, (tuple, frozenset, set)):
         return list(obj)
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
@@ -30,8 +30,20 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
+#: Amounts and quantities beyond these bounds are not money but mistakes (or attacks: 1e999999
+#: overflows the arithmetic). Within them, plain notation is always short.
+MAX_INTEGER_DIGITS = 15
+MAX_FRACTION_DIGITS = 12
+
+
+def decimal_str(value: Decimal) -> str:
+    """Plain notation, never exponent form: 1E+2 is written 100."""
+    return format(value, "f")
+
+
 def to_decimal(value: object) -> Decimal | None:
-    """A JSON number or numeric string as Decimal; None when it is not a finite number.
+    """A JSON number or numeric string as Decimal; None when it is not a finite number within
+    MAX_INTEGER_DIGITS before and MAX_FRACTION_DIGITS after the point.
 
     ``repr`` of a float is the shortest string that reads back to it, which for money-sized
     numbers is exactly what the producer wrote (19.99 stays 19.99, not 19.989999...).
@@ -49,7 +61,12 @@ def to_decimal(value: object) -> Decimal | None:
             return None
     except InvalidOperation:
         return None
-    return result if result.is_finite() else None
+    if not result.is_finite() or result.adjusted() >= MAX_INTEGER_DIGITS:
+        return None
+    exponent = result.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_FRACTION_DIGITS:
+        return None
+    return result
 
 
 class OrjsonCodec(codecs.Codec):

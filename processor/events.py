@@ -214,6 +214,10 @@ def _item(index: int, item: object) -> dict[str, Any]:
     for name in ITEM_FIELDS:
         if item.get(name) is None or item.get(name) == "":
             raise Rejected(Reason.INVALID_ITEM, f"items[{index}].{name} is missing")
+    for name in ("externalItemId", "name", "url", "imageUrl"):
+        value = item[name]
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise Rejected(Reason.INVALID_ITEM, f"items[{index}].{name} must be a string")
     # Nesting is kept to the second level (items array, item object): anything deeper stays a
     # serialized JSON string, as the Generate-event API does.
     out = {
@@ -221,18 +225,15 @@ def _item(index: int, item: object) -> dict[str, Any]:
         for name, value in item.items()
     }
     for name in ("externalItemId", "name", "url", "imageUrl"):
-        value = out[name]
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise Rejected(Reason.INVALID_ITEM, f"items[{index}].{name} must be a string")
-        out[name] = str(value)
+        out[name] = str(out[name])
     quantity = codec.to_decimal(item["quantity"])
     if quantity is None or quantity <= 0:
         raise Rejected(Reason.INVALID_ITEM, f"items[{index}].quantity must be a positive number")
     cost = codec.to_decimal(item["cost"])
     if cost is None or cost < 0:
         raise Rejected(Reason.INVALID_ITEM, f"items[{index}].cost must be a non-negative amount")
-    out["quantity"] = str(quantity)
-    out["cost"] = str(cost)
+    out["quantity"] = codec.decimal_str(quantity)
+    out["cost"] = codec.decimal_str(cost)
     return out
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from processor import codec
 from processor.contacts import Identifier, Lookup, Match, NoMatch
 from processor.errors import Rejected
 from processor.events import REQUIRED_TO_CREATE, EventType, OrderEvent, Status, items_total
@@ -90,7 +91,7 @@ class Order:
         return {
             "externalOrderId": self.external_order_id,
             "status": str(self.status),
-            "totalCost": str(self.total_cost),
+            "totalCost": codec.decimal_str(self.total_cost),
             "date": self.date,
             "currency": self.currency,
             "items": None if self.items is None else list(self.items),
@@ -248,7 +249,8 @@ def _require_contact(contact: Lookup) -> Match:
 
 
 def _check_total(order: Order, policy: MismatchPolicy) -> Order:
-    if policy is MismatchPolicy.IGNORE or order.items is None:
+    # An empty items array says nothing about the amount, as no items param does.
+    if policy is MismatchPolicy.IGNORE or not order.items:
         return replace(order, total_mismatch=False)
     expected = items_total(order.items)
     if expected == order.total_cost:
@@ -289,7 +291,7 @@ def rfm_record(
             "op": str(op),
             "externalOrderId": order.external_order_id,
             "contactId": order.contact_id,
-            "totalCost": str(order.total_cost),
+            "totalCost": codec.decimal_str(order.total_cost),
             "currency": order.currency,
             "date": order.date,
             "items": None if order.items is None else list(order.items),

@@ -24,7 +24,7 @@ PARTITIONS = 4
 
 
 class MemoryDirectory:
-    """The ContactDirectory interface over a dict; ``outages`` lookups fail as if Redis were down."""
+    """ContactDirectory over a dict; the first ``outages`` lookups fail as if Redis were down."""
 
     def __init__(self, outages: int = 0) -> None:
         self.index: dict[tuple[str, str], str] = {}

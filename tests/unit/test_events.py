@@ -467,7 +467,7 @@ def test_negative_or_non_numeric_cost_is_invalid_item(cost: Any) -> None:
 
 
 @pytest.mark.parametrize("field", ["externalItemId", "name", "url", "imageUrl"])
-@pytest.mark.parametrize("value", [True, 1.5])
+@pytest.mark.parametrize("value", [True, 1.5, {"text": "x"}, ["x"]])
 def test_text_item_field_of_wrong_type_is_invalid_item(field: str, value: Any) -> None:
     error = rejected(
         raw_event("orderCreated", externalOrderId="o-1", items=[item(**{field: value})])

@@ -143,6 +143,7 @@ def model(state: Ref | None, step: Step, policy: MismatchPolicy) -> Outcome:
     mismatch = (
         policy is not MismatchPolicy.IGNORE
         and candidate.items is not None
+        and bool(ITEMS[candidate.items][0])  # an empty items array says nothing of the amount
         and ITEMS[candidate.items][1] != candidate.total
     )
     if mismatch and policy is MismatchPolicy.REJECT:
