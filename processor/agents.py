@@ -87,9 +87,15 @@ class Pipeline:
     async def on_order_batch(self, events: Sequence[Any], *, may_rekey: bool) -> None:
         incoming = [self._parse(event.message, may_rekey=may_rekey) for event in events]
         lookups = await self._lookup_all(incoming)
+        # An order touched several times in one batch is written to the table (RocksDB and
+        # changelog) once, with its last state: each write costs far more than an apply.
+        dirty: dict[bytes, tuple[Any, Order]] = {}
         for event, item, lookup in zip(events, incoming, lookups, strict=True):
             with as_current(event):
-                self._handle(item, lookup)
+                self._handle(item, lookup, event, dirty)
+        for key, (event, order) in dirty.items():
+            with as_current(event):
+                self.p.orders[key] = order.to_dict()
         # Bounded memory: let the producer buffer drain before taking the next batch.
         await self.p.app.producer.buffer.wait_until_ebb()
 
@@ -126,7 +132,9 @@ class Pipeline:
                     item.rejected = self._bug(exc, item)
             return [None] * len(batch)
 
-    def _handle(self, item: Incoming, lookup: Lookup) -> None:
+    def _handle(
+        self, item: Incoming, lookup: Lookup, event: Any, dirty: dict[bytes, tuple[Any, Order]]
+    ) -> None:
         try:
             if item.rejected is not None:
                 raise item.rejected
@@ -134,23 +142,33 @@ class Pipeline:
                 self._rekey(item)
                 return
             assert item.event is not None
-            self._apply(item.event, item.source, lookup)
+            self._apply(item.event, item.source, lookup, event, dirty)
         except Rejected as rejected:
             self._dead_letter(rejected, item)
         except Exception as exc:  # noqa: BLE001
             self._dead_letter(self._bug(exc, item), item)
 
-    def _apply(self, event: OrderEvent, source: Source, lookup: Lookup) -> None:
+    def _apply(
+        self,
+        event: OrderEvent,
+        source: Source,
+        lookup: Lookup,
+        faust_event: Any,
+        dirty: dict[bytes, tuple[Any, Order]],
+    ) -> None:
         key = event.external_order_id.encode()
-        stored = self.p.orders.get(key)
-        order = None if stored is None else Order.from_dict(stored)
+        if key in dirty:
+            order: Order | None = dirty[key][1]
+        else:
+            stored = self.p.orders.get(key)
+            order = None if stored is None else Order.from_dict(stored)
         transition = apply(
             order, event, source=source, now=self.clock(), contact=lookup, rules=self.rules
         )
         if transition.replay:
             self.metrics.replays += 1
         else:
-            self.p.orders[key] = transition.order.to_dict()
+            dirty[key] = (faust_event, transition.order)
             if transition.changed:
                 self.metrics.applied += 1
             else:

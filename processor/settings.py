@@ -154,8 +154,9 @@ class Settings:
             raise ConfigError("PROCESSOR_HISTORY_LIMIT must be at least 1")
         if self.session_timeout < 6:
             raise ConfigError("PROCESSOR_SESSION_TIMEOUT must be at least 6 (Kafka's minimum)")
-        if self.max_depth < 3:
-            raise ConfigError("PROCESSOR_MAX_DEPTH must be at least 3 (event, params, value)")
+        if not 3 <= self.max_depth <= 200:
+            # orjson refuses to write deeper than 254 levels; what we keep must stay writable.
+            raise ConfigError("PROCESSOR_MAX_DEPTH must be from 3 (event, params, value) to 200")
 
     def topics(self) -> dict[str, topics.TopicSpec]:
         return topics.load_contract(
