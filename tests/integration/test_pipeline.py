@@ -21,37 +21,12 @@ from tests.integration.harness import (
     produce_events,
     read_topic,
 )
+from tests.unit.builders import SEED_EXAMPLE
 
 pytestmark = pytest.mark.integration
 
-SEED_EVENT = {
-    "eventTypeKey": "orderCreated",
-    "keyValue": "380501234567",
-    "params": [
-        {"name": "phone", "value": "380501234567"},
-        {"name": "externalOrderId", "value": "12345679"},
-        {"name": "externalCustomerId", "value": "AV13760"},
-        {"name": "totalCost", "value": "258.0"},
-        {"name": "status", "value": "INITIALIZED"},
-        {"name": "date", "value": "2020-05-14T10:11:00"},
-        {"name": "currency", "value": "UAH"},
-        {
-            "name": "items",
-            "value": [
-                {
-                    "externalItemId": "200600",
-                    "name": "Super Device",
-                    "category": "devices",
-                    "quantity": 1,
-                    "cost": 990,
-                    "url": "http://example.com/item/200600",
-                    "imageUrl": "http://example.com/item/200600/image.png",
-                    "description": "High quality",
-                }
-            ],
-        },
-    ],
-}
+#: The seed's own example event, exactly as the spec gives it.
+SEED_EVENT: dict[str, Any] = json.loads(SEED_EXAMPLE)
 PARTITIONS = 3
 DATE = "2024-03-01T12:00:00"
 
