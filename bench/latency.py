@@ -1,0 +1,287 @@
+"""Phase 3: end-to-end latency under open-loop load.
+
+Open loop: every send time is planned before the load starts (``t0 + i / rate``) and the
+producer never waits for the worker. If the worker falls behind, the records queue up in Kafka
+and their latency shows it; a closed loop would slow down with the worker and hide exactly that.
+Latency runs from a record's *planned* send time (so a late producer cannot hide a slow worker
+either) to the moment a consumer here sees its output: the orders.rfm record of the delivered
+order, or the dead letter of a bad event.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from bench import loadgen
+from bench.infra import Deployment, Offsets, log
+
+
+@dataclass(frozen=True)
+class Sample:
+    #: Planned send time, in seconds since the level's first planned send.
+    at: float
+    #: Planned send to output seen here: the latency.
+    total_ms: float
+    #: Planned send to the output's CreateTime, stamped when the worker handed it to its Kafka
+    #: producer: how much of the latency is the worker's, the rest being delivery to us.
+    worker_ms: float
+
+
+def _median(values: list[float]) -> float:
+    return round(sorted(values)[(len(values) - 1) // 2], 1)
+
+
+@dataclass
+class LevelResult:
+    fraction: float
+    target_rate: float
+    seconds: float
+    sent: int
+    achieved_rate: float
+    expected: int
+    samples: list[Sample]
+    max_send_lag_ms: float
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        return [s.total_ms for s in self.samples]
+
+    @property
+    def measured(self) -> int:
+        return len(self.latencies_ms)
+
+    def percentile(self, q: float) -> float | None:
+        """Nearest-rank percentile (q in 0..1) of the measured latencies, in ms."""
+        if not self.latencies_ms:
+            return None
+        ordered = sorted(self.latencies_ms)
+        return round(ordered[max(math.ceil(q * len(ordered)) - 1, 0)], 1)
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Per second of the schedule: outputs, median and worst latency. Stalls (a commit, a
+        flush, a rebalance) show here as a second whose worst case stands out."""
+        buckets: dict[int, list[Sample]] = {}
+        for sample in self.samples:
+            buckets.setdefault(int(sample.at), []).append(sample)
+        return [
+            {
+                "second": second,
+                "measured": len(samples),
+                "p50Ms": _median([s.total_ms for s in samples]),
+                "maxMs": round(max(s.total_ms for s in samples), 1),
+                "workerP50Ms": _median([s.worker_ms for s in samples]),
+            }
+            for second, samples in sorted(buckets.items())
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "fraction": self.fraction,
+            "targetEventsPerSecond": round(self.target_rate, 1),
+            "achievedEventsPerSecond": round(self.achieved_rate, 1),
+            "seconds": round(self.seconds, 2),
+            "sent": self.sent,
+            "expected": self.expected,
+            "measured": self.measured,
+            "missing": self.expected - self.measured,
+            "p50Ms": self.percentile(0.50),
+            "p95Ms": self.percentile(0.95),
+            "p99Ms": self.percentile(0.99),
+            "maxMs": round(max(self.latencies_ms), 1) if self.latencies_ms else None,
+            "workerP50Ms": _median([s.worker_ms for s in self.samples]) if self.samples else None,
+            "maxSendLagMs": round(self.max_send_lag_ms, 1),
+            "timeline": self.timeline(),
+        }
+
+
+class _Outputs(threading.Thread):
+    """Reads orders.rfm and orders.dlq from their current end and stamps each awaited output
+    with the time it was seen."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        super().__init__(name="latency-outputs", daemon=True)
+        self.rfm = deployment.topic("orders_rfm")
+        self.dlq = deployment.topic("orders_dlq")
+        self.lock = threading.Lock()
+        self.planned: dict[tuple[str, str], float] = {}
+        self.samples: dict[tuple[str, str], Sample] = {}
+        #: Set by the sender: its first planned send (monotonic clock).
+        self.t0 = 0.0
+        # Kafka timestamps are wall-clock; planned times are monotonic.
+        self._wall_offset = time.time() - time.monotonic()
+        self._stop_event = threading.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": deployment.servers.bootstrap,
+                "group.id": f"{deployment.prefix}-latency-{uuid.uuid4().hex[:6]}",
+                "enable.auto.commit": False,
+                # Small waits: a fetch that idles on the broker would add to every latency.
+                "fetch.wait.max.ms": 10,
+            }
+        )
+        # Assign at the current ends: earlier outputs (the backlog's) are not ours to time.
+        offsets = Offsets(deployment.servers.bootstrap, f"{deployment.prefix}-latency")
+        try:
+            self._consumer.assign(
+                [
+                    TopicPartition(topic, p, high)
+                    for topic in (self.rfm, self.dlq)
+                    for p, high in offsets.high(topic).items()
+                ]
+            )
+        finally:
+            offsets.close()
+
+    def expect(self, what: tuple[str, str], planned: float) -> None:
+        with self.lock:
+            self.planned[what] = planned
+
+    def done(self) -> int:
+        with self.lock:
+            return len(self.samples)
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                messages = self._consumer.consume(num_messages=1000, timeout=0.05)
+                seen = time.monotonic()
+                for message in messages:
+                    if message.error():
+                        continue
+                    what = self._identify(message)
+                    if what is None:
+                        continue
+                    created = message.timestamp()[1] / 1000 - self._wall_offset
+                    with self.lock:
+                        planned = self.planned.get(what)
+                        if planned is not None and what not in self.samples:
+                            self.samples[what] = Sample(
+                                at=planned - self.t0,
+                                total_ms=(seen - planned) * 1000,
+                                worker_ms=(created - planned) * 1000,
+                            )
+        finally:
+            self._consumer.close()
+
+    def _identify(self, message: Any) -> tuple[str, str] | None:
+        if message.topic() == self.rfm:
+            value = orjson.loads(message.value())
+            return ("rfm", str(value.get("externalOrderId")))
+        # A dead letter keeps the original record's key, which is unique per bad probe.
+        key = message.key()
+        return None if key is None else ("dlq", key.decode(errors="replace"))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(10)
+
+
+def run_level(
+    deployment: Deployment,
+    *,
+    fraction: float,
+    rate: float,
+    seconds: float,
+    contacts: int,
+    seed: int,
+    drain_timeout: float,
+) -> LevelResult:
+    """Send ``rate`` events/s for ``seconds`` on a fixed schedule and time their outputs."""
+    count = max(int(rate * seconds), 2)
+    probes = loadgen.latency_load(
+        count, contacts, tag=f"{deployment.prefix}-l{round(fraction * 100)}", seed=seed
+    )
+    outputs = _Outputs(deployment)
+    outputs.start()
+    producer = Producer(
+        {
+            "bootstrap.servers": deployment.servers.bootstrap,
+            "partitioner": "murmur2_random",  # as the processor expects (see processor.producer)
+            "enable.idempotence": True,
+            "compression.type": "lz4",
+            # A live producer sends at once; batching for throughput would add its own delay.
+            "linger.ms": 1,
+        }
+    )
+    sender = _Sender(producer, deployment.events_topic, outputs, probes, rate)
+    try:
+        sender.start()
+        while sender.is_alive():
+            sender.join(5)
+            log(
+                f"phase 3 ({fraction:.0%}): sent {sender.sent:,}/{len(probes):,}, "
+                f"{outputs.done():,} outputs seen"
+            )
+        expected = sum(1 for p in probes if p.expect is not None)
+        deadline = time.monotonic() + drain_timeout
+        while outputs.done() < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if outputs.done() < expected:
+            log(f"phase 3 ({fraction:.0%}): {expected - outputs.done()} outputs never came")
+    finally:
+        outputs.stop()
+    with outputs.lock:
+        samples = list(outputs.samples.values())
+    return LevelResult(
+        fraction=fraction,
+        target_rate=rate,
+        seconds=sender.elapsed,
+        sent=sender.sent,
+        achieved_rate=sender.sent / sender.elapsed if sender.elapsed > 0 else 0.0,
+        expected=expected,
+        samples=samples,
+        max_send_lag_ms=sender.max_lag * 1000,
+    )
+
+
+class _Sender(threading.Thread):
+    """The open-loop producer: record i goes out at t0 + i / rate, whatever happened before."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        topic: str,
+        outputs: _Outputs,
+        probes: list[loadgen.Probe],
+        rate: float,
+    ) -> None:
+        super().__init__(name="open-loop-producer", daemon=True)
+        self.producer, self.topic, self.outputs = producer, topic, outputs
+        self.probes, self.rate = probes, rate
+        self.sent = 0
+        self.elapsed = 0.0
+        #: Monotonic time of the first planned send.
+        self.t0 = 0.0
+        self.max_lag = 0.0
+
+    def run(self) -> None:
+        start = self.t0 = self.outputs.t0 = time.monotonic() + 0.2
+        for i, probe in enumerate(self.probes):
+            planned = start + i / self.rate
+            delay = planned - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if probe.expect is not None:
+                # Before the send, so the output can never arrive before its entry does.
+                self.outputs.expect(probe.expect, planned)
+            while True:
+                try:
+                    self.producer.produce(
+                        self.topic, key=probe.record.key, value=probe.record.value
+                    )
+                    break
+                except BufferError:
+                    self.producer.poll(0.01)
+            self.producer.poll(0)
+            self.max_lag = max(self.max_lag, time.monotonic() - planned)
+            self.sent += 1
+        self.elapsed = time.monotonic() - start
+        self.producer.flush(30)

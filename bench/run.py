@@ -1,0 +1,222 @@
+"""The order-processor benchmark (issue #4), phase by phase:
+
+0. contacts into Redis, fresh topics, the backlog onto the events topic;
+1. ceiling: a plain aiokafka consumer/producer relays the backlog (no Redis, no table);
+2. the real worker on the same backlog, until its committed offsets reach the end;
+3. with that worker still running, open-loop load at fractions of its phase-2 rate, timing
+   each record's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import redis
+
+from bench import latency, loadgen, phases, report
+from bench.infra import Deployment, Offsets, Servers, log, new_tag, servers
+from bench.worker import Worker
+
+HERE = Path(__file__).resolve().parent
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown, and the phase list kept as written."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        epilog="Kafka and Redis come from KAFKA_BOOTSTRAP_SERVERS and REDIS_URL when set; "
+        "otherwise local ones are started (deploy/local/) and stopped at the end.",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the backlog")
+    parser.add_argument("--contacts", type=int, default=100_000, help="contacts in Redis")
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=30.0,
+        help="seconds of open-loop load per level (0 skips phase 3)",
+    )
+    parser.add_argument(
+        "--levels",
+        type=_fractions,
+        default="0.5,0.8",
+        help="load levels of phase 3, as fractions of the worker's phase-2 rate",
+    )
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of every topic")
+    parser.add_argument("--seed", type=int, default=loadgen.DEFAULT_SEED, help="load seed")
+    parser.add_argument("--bad-ratio", type=float, default=0.05, help="share of bad events")
+    parser.add_argument(
+        "--event-bytes", type=int, default=loadgen.EVENT_BYTES, help="target event size"
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="results directory")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=HERE / "out",
+        help="scratch directory: worker data and log, local servers",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the run's topics, consumer groups, Redis keys and worker data",
+    )
+    args = parser.parse_args(argv)
+    if args.events < 1 or args.contacts < 1 or args.partitions < 1:
+        parser.error("--events, --contacts and --partitions must be at least 1")
+    if not 0 <= args.bad_ratio < 1:
+        parser.error("--bad-ratio must be in [0, 1)")
+    return args
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    values = tuple(float(v) for v in text.split(",") if v.strip())
+    if not values or any(not 0 < v <= 2 for v in values):
+        raise argparse.ArgumentTypeError("comma-separated fractions in (0, 2], e.g. 0.5,0.8")
+    return values
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM as Ctrl-C, so the finally blocks stop the worker and remove what the run made.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    tag = new_tag()
+    work_dir = args.work_dir.resolve() / tag
+    work_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC)
+    try:
+        with servers(work_dir) as srv:
+            deployment = Deployment(srv, work_dir, args.partitions, tag=tag)
+            result = run(args, deployment)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        if not args.keep:
+            shutil.rmtree(work_dir / "worker-data", ignore_errors=True)
+    result = {
+        "benchmark": "order-processor, issue #4",
+        "startedAt": started.isoformat(timespec="seconds"),
+        "finishedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+        **result,
+    }
+    result["summary"] = report.summarize(result)
+    missing = report.missing_fields(result)
+    if missing:  # a bug here, not in the worker: say so rather than write half a result
+        raise RuntimeError(f"result lacks {missing}")
+    paths = report.write(result, args.out)
+    print(report.table(result))
+    print(f"\nwrote {paths['json']} and {paths['png']}; worker log: {deployment.worker_log}")
+    return 0
+
+
+def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
+    srv = deployment.servers
+    log(
+        f"run {deployment.tag}: Kafka {srv.bootstrap} ({srv.kafka_source}), "
+        f"Redis {srv.redis_url} ({srv.redis_source})"
+    )
+    result: dict[str, Any] = {
+        "parameters": {
+            "events": args.events,
+            "contacts": args.contacts,
+            "latencySeconds": args.latency_seconds,
+            "levels": list(args.levels),
+            "partitions": args.partitions,
+            "seed": args.seed,
+            "badRatio": args.bad_ratio,
+            "eventBytes": args.event_bytes,
+        },
+        "machine": report.machine(_redis_version(srv)),
+        "servers": {"kafka": srv.kafka_source, "redis": srv.redis_source},
+        "run": {"tag": deployment.tag, "workerLog": str(deployment.worker_log)},
+    }
+    worker = Worker(deployment)
+    try:
+        # -- phase 0 --
+        log("phase 0: topics")
+        deployment.create_topics()
+        contacts = phases.import_contacts(deployment, args.contacts)
+        produced, load = phases.produce_backlog(deployment, args.events, args.contacts, args.seed)
+        result["load"] = load.as_dict()
+        offsets = Offsets(srv.bootstrap, deployment.ceiling_group)
+        try:
+            high = offsets.high(deployment.events_topic)
+        finally:
+            offsets.close()
+
+        # -- phase 1 --
+        log("phase 1: ceiling (aiokafka relay)")
+        ceiling = phases.ceiling(deployment, high)
+
+        # -- phase 2 --
+        log("phase 2: the worker on the backlog")
+        worker_run = phases.worker_throughput(deployment, worker, high)
+        result["phases"] = {
+            "contacts": contacts.as_dict(),
+            "produce": produced.as_dict(),
+            "ceiling": ceiling.as_dict(),
+            "worker": worker_run.as_dict(),
+            "latency": [],
+        }
+
+        # -- phase 3 --
+        rate = worker_run.throughput.per_second
+        if args.latency_seconds > 0 and rate > 0:
+            for fraction in args.levels:
+                log(f"phase 3: {fraction:.0%} of {rate:,.0f} events/s")
+                assert worker.memory is not None
+                worker.memory.reset_peak()
+                cpu_before, wall_before = worker.cpu_seconds(), time.monotonic()
+                level = latency.run_level(
+                    deployment,
+                    fraction=fraction,
+                    rate=fraction * rate,
+                    seconds=args.latency_seconds,
+                    contacts=args.contacts,
+                    seed=args.seed,
+                    drain_timeout=max(15.0, args.latency_seconds),
+                )
+                # CPU over the level and its drain: near 1.0 means the worker (one Python
+                # process) was saturated at this rate, whatever its backlog rate was.
+                cpu = (worker.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
+                result["phases"]["latency"].append(
+                    {
+                        **level.as_dict(),
+                        "workerCpuCores": round(cpu, 2),
+                        "peakRssMb": round(worker.memory.peak / 2**20, 1),
+                    }
+                )
+        return result
+    finally:
+        worker.stop()
+        if not args.keep:
+            log("removing the run's topics, consumer groups and Redis keys")
+            deployment.cleanup()
+
+
+def _redis_version(srv: Servers) -> str | None:
+    client = redis.Redis.from_url(srv.redis_url)
+    try:
+        return str(client.info("server").get("redis_version"))
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
