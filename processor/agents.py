@@ -83,6 +83,7 @@ class Pipeline:
         self.rules = Rules(mismatch=settings.total_mismatch, history_limit=settings.history_limit)
         self.id_order = contacts.identification_order(settings.contact_id_params)
         self.metrics = processor.metrics
+        self.buffer_limit = settings.batch_size * 4
 
     async def on_order_batch(self, events: Sequence[Any], *, may_rekey: bool) -> None:
         incoming = [self._parse(event.message, may_rekey=may_rekey) for event in events]
@@ -96,8 +97,11 @@ class Pipeline:
         for key, (event, order) in dirty.items():
             with as_current(event):
                 self.p.orders[key] = order.to_dict()
-        # Bounded memory: let the producer buffer drain before taking the next batch.
-        await self.p.app.producer.buffer.wait_until_ebb()
+        # Bounded memory: let the producer buffer drain before taking the next batch. Faust's
+        # own bound (100 messages) is below one batch's output and stalls every batch.
+        buffer = self.p.app.producer.buffer
+        buffer.max_messages = self.buffer_limit
+        await buffer.wait_until_ebb()
 
     def _parse(self, message: Any, *, may_rekey: bool) -> Incoming:
         item = Incoming(message, Source(message.topic, message.partition, message.offset))
@@ -248,7 +252,10 @@ class Pipeline:
             event_type=str(event.type) if event else rejected.event_type,
             external_order_id=event.external_order_id if event else rejected.external_order_id,
         )
-        log.info("Dead letter %s at %s: %s", rejected.reason, item.source.event_id, rejected.detail)
+        # DEBUG: a bad producer can send thousands a second; the counters and the DLQ tell it.
+        log.debug(
+            "Dead letter %s at %s: %s", rejected.reason, item.source.event_id, rejected.detail
+        )
         self.p.topics.dlq.send_soon(key=letter.key, value=letter.value, headers=letter.headers)
 
 

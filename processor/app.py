@@ -71,6 +71,7 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,
         web_host=settings.web_host,
         web_bind=settings.web_bind,
         web_port=settings.web_port,
