@@ -169,10 +169,12 @@ class Pipeline:
         transition = apply(
             order, event, source=source, now=self.clock(), contact=lookup, rules=self.rules
         )
+        # A replay is written again too: the kill behind it may have come after the local RocksDB
+        # write but before the changelog record left the producer, and only a write sends it.
+        dirty[key] = (faust_event, transition.order)
         if transition.replay:
             self.metrics.replays += 1
         else:
-            dirty[key] = (faust_event, transition.order)
             if transition.changed:
                 self.metrics.applied += 1
             else:
