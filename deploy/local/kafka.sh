@@ -78,6 +78,12 @@ find_mvn() {
   local home="$CACHE_ROOT/apache-maven-$MAVEN_DIST_VERSION" repo url tmp
   if command -v mvn >/dev/null; then echo mvn; return; fi
   if [[ -x $home/bin/mvn ]]; then echo "$home/bin/mvn"; return; fi
+  # As root on Debian, Maven is one package away (the same way redis.sh gets redis-server).
+  if [[ -z ${MAVEN_REPO_URL:-} && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    say "mvn not found; installing Debian's maven package"
+    { apt-get update -qq && apt-get install -y -qq maven; } >&2 || die "apt-get install maven failed"
+    command -v mvn >/dev/null && { echo mvn; return; }
+  fi
   repo="${MAVEN_REPO_URL:-}"
   if [[ -z $repo && -f $HOME/.m2/settings.xml ]]; then
     repo="$(sed -n '/<mirrors>/,/<\/mirrors>/s:.*<url>[[:space:]]*\([^<[:space:]]*\).*:\1:p' "$HOME/.m2/settings.xml" | head -n1)"
