@@ -16,6 +16,7 @@ still in flight (faust-streaming #606).
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from processor.routing import partition_for
 log = logging.getLogger(__name__)
 
 AGENT_CONCURRENCY = 1
+EXIT_STATE_LOST = 70  # EX_SOFTWARE
 REKEY_HEADER = "rekeyed-from"
 
 
@@ -96,7 +98,14 @@ class Pipeline:
                 self._handle(item, lookup, event, dirty)
         for key, (event, order) in dirty.items():
             with as_current(event):
-                self.p.orders[key] = order.to_dict()
+                try:
+                    self.p.orders[key] = order.to_dict()
+                except Exception:
+                    # Nothing of ours should get here. If it does, exit at once: a raise would
+                    # let Faust ack (and commit) events whose state was never kept, an exit
+                    # leaves them uncommitted, to be consumed again after the restart.
+                    log.critical("Cannot write order %r; exiting", key, exc_info=True)
+                    os._exit(EXIT_STATE_LOST)
         # Bounded memory: let the producer buffer drain before taking the next batch. Faust's
         # own bound (100 messages) is below one batch's output and stalls every batch.
         buffer = self.p.app.producer.buffer
@@ -107,11 +116,12 @@ class Pipeline:
         item = Incoming(message, Source(message.topic, message.partition, message.offset))
         try:
             event = item.event = parse_event(message.value, self.limits)
-            self.metrics.events[event.type] += 1
             owner = partition_for(event.external_order_id.encode(), self.p.settings.partitions)
             if may_rekey and owner != message.partition:
-                item.rekey_to = owner
-            elif event.type in (EventType.CREATED, EventType.UPDATED):
+                item.rekey_to = owner  # counted by the agent that applies it
+                return item
+            self.metrics.events[event.type] += 1
+            if event.type in (EventType.CREATED, EventType.UPDATED):
                 # orderDelivered / orderCancelled need no lookup: the order knows its contact.
                 item.identifiers = contacts.identifiers(event.params, self.id_order)
         except Rejected as rejected:
