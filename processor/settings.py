@@ -82,6 +82,11 @@ class Settings:
     web_port: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_WEB_PORT", 6066, "Port of the worker's web server (dashboard, /orders/{id})."
     )
+    web_token: str = _setting(  # type: ignore[assignment]
+        "PROCESSOR_WEB_TOKEN",
+        "",
+        "When set, the web views need 'Authorization: Bearer <token>' (or ?token= for a browser).",
+    )
     total_mismatch: MismatchPolicy = _setting(  # type: ignore[assignment]
         "PROCESSOR_TOTAL_MISMATCH",
         MismatchPolicy.FLAG,

@@ -8,7 +8,10 @@ GET /dashboard                  the same counters for people, refreshed every fe
 
 from __future__ import annotations
 
+import hmac
 import html
+from collections.abc import Awaitable, Callable
+from functools import wraps
 from typing import Any
 
 from processor.app import Processor
@@ -55,10 +58,36 @@ def render_dashboard(app_id: str, stats: dict[str, Any]) -> str:
     return _PAGE.format(app_id=html.escape(app_id), tables="".join(sections))
 
 
+View = Callable[..., Awaitable[Any]]
+
+
+def guarded(token: str) -> Callable[[View], View]:
+    """Require the bearer token when one is configured. Faust forwards the request's headers
+    when it routes a lookup to another worker, so a token works across workers too."""
+
+    def decorate(view: View) -> View:
+        if not token:
+            return view
+
+        @wraps(view)
+        async def checked(web: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            given = given or request.query.get("token", "")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return web.json({"error": "unauthorized"}, status=401)
+            return await view(web, request, *args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
 def register(processor: Processor) -> None:
     app = processor.app
+    auth = guarded(processor.settings.web_token)
 
     @app.page("/orders/{external_order_id}")
+    @auth
     @app.table_route(table=processor.orders, match_info="external_order_id")
     async def get_order(web: Any, request: Any, external_order_id: str) -> Any:
         stored = processor.orders.get(external_order_id.encode())
@@ -69,10 +98,12 @@ def register(processor: Processor) -> None:
         return web.json(stored)
 
     @app.page("/api/stats")
+    @auth
     async def stats(web: Any, request: Any) -> Any:
         return web.json(processor.metrics.snapshot())
 
     @app.page("/dashboard")
+    @auth
     async def dashboard(web: Any, request: Any) -> Any:
         page = render_dashboard(processor.settings.app_id, processor.metrics.snapshot())
         return web.html(page)

@@ -148,8 +148,12 @@ class WorkerProcess:
 
     def get(self, path: str) -> tuple[int, Any]:
         url = f"http://127.0.0.1:{self.web_port}{path}"
+        headers = {}
+        if self.env.get("PROCESSOR_WEB_TOKEN"):
+            headers["Authorization"] = f"Bearer {self.env['PROCESSOR_WEB_TOKEN']}"
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
+            request = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")

@@ -58,7 +58,12 @@ def rfm_for(deployment: Deployment, order_id: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def deployment(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Deployment:
-    d = Deployment(bootstrap=kafka_bootstrap, redis_url=redis_url, data_dir=tmp_path / "data")
+    d = Deployment(
+        bootstrap=kafka_bootstrap,
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        extra_env={"PROCESSOR_WEB_TOKEN": "s3cret"},
+    )
     import_contact(d, tmp_path)
     return d
 
@@ -179,6 +184,10 @@ def test_two_workers_share_partitions_and_route_lookups(
         produce_events(
             deployment.bootstrap, deployment.topic("orders_events"), [created(i) for i in ids]
         )
+        # The token is required, and travels with a lookup routed to the other worker.
+        anonymous = WorkerProcess(deployment, tmp_path / "unused.log", web_port=first.web_port)
+        anonymous.env.pop("PROCESSOR_WEB_TOKEN")
+        assert anonymous.get(f"/orders/{ids[0]}") == (401, {"error": "unauthorized"})
         for order_id in ids:
             # Whichever worker is asked, the one owning the order's partition answers.
             for w in (first, second):
