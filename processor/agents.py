@@ -147,7 +147,11 @@ class Pipeline:
             return [None] * len(batch)
 
     def _handle(
-        self, item: Incoming, lookup: Lookup, event: Any, dirty: dict[bytes, tuple[Any, Order]]
+        self,
+        item: Incoming,
+        lookup: Lookup,
+        faust_event: Any,
+        dirty: dict[bytes, tuple[Any, Order]],
     ) -> None:
         try:
             if item.rejected is not None:
@@ -156,7 +160,7 @@ class Pipeline:
                 self._rekey(item)
                 return
             assert item.event is not None
-            self._apply(item.event, item.source, lookup, event, dirty)
+            self._apply(item.event, item.source, lookup, faust_event, dirty)
         except Rejected as rejected:
             self._dead_letter(rejected, item)
         except Exception as exc:  # noqa: BLE001

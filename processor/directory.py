@@ -111,9 +111,6 @@ class ContactDirectory:
     async def close(self) -> None:
         await self._redis.aclose()
 
-    async def ping(self) -> None:
-        await self._redis.ping()
-
     def _index_key(self, field: str, value: str) -> str:
         return f"{self._prefix}ix:{field}:{value}"
 

@@ -7,8 +7,9 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +22,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@cache
 def docker_answers() -> bool:
     try:
         import docker  # type: ignore[import-untyped]
@@ -87,3 +89,17 @@ def container_redis() -> Iterator[str]:
 
     with RedisContainer("redis:7") as redis:
         yield f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0"
+
+
+@contextmanager
+def server(
+    env_var: str,
+    container: Callable[[], AbstractContextManager[str]],
+    local: Callable[[], AbstractContextManager[str]],
+) -> Iterator[str]:
+    """The address in ``env_var`` when set, else a container when Docker answers, else local."""
+    if os.environ.get(env_var):
+        yield os.environ[env_var]
+        return
+    with container() if docker_answers() else local() as address:
+        yield address

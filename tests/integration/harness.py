@@ -14,14 +14,13 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from processor.producer import order_key
 from tests.servers import free_port
 
-T = TypeVar("T")
 ROLES = {
     "orders_events": "TOPIC_ORDERS_EVENTS",
     "orders_events_rekeyed": "TOPIC_ORDERS_EVENTS_REKEYED",
