@@ -4,10 +4,14 @@ Every record is read as raw bytes and parsed here, so that nothing can make an a
 Faust acks a message whose agent raised, which would lose it silently. Whatever the rules drop,
 and whatever our own code fails on, becomes a dead letter.
 
-Order events are taken in batches (``stream.take_events``): one Redis round trip for the whole
-batch, then each event is applied in order with no await in between, and every output goes to
-Faust's producer buffer (``send_soon``). Faust acks a batch only after this code is done with it
-and flushes the producer before it commits an offset, so no output can be lost behind a commit.
+Order events are taken in batches (``stream.take_events``), and each batch costs a fixed number
+of round trips whatever its size: one Redis lookup for its contacts, one table read and one
+table write per partition (:mod:`processor.table`), and one publish of all its outputs and
+changelog records (:mod:`processor.outbox`). In between, each event is applied in order with no
+await. Faust acks a batch's events only after its records are on the broker, so no commit can
+get ahead of an output. What cannot be kept (the table unwritable, Kafka refusing the records
+past the producer's retries) ends the process at once (:data:`EXIT_STATE_LOST`): its events
+stay uncommitted and are consumed again after the restart.
 
 Each agent runs at concurrency 1: with more, Faust can commit an offset past an event that is
 still in flight (faust-streaming #606).
@@ -17,14 +21,11 @@ from __future__ import annotations
 
 import logging
 import os
-import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from faust.streams import _current_event
+from typing import Any, NoReturn
 
 from processor import codec, contacts
 from processor.app import Processor
@@ -34,8 +35,10 @@ from processor.directory import retrying
 from processor.errors import Rejected
 from processor.events import EventType, Limits, OrderEvent, parse_event
 from processor.orders import Order, Rules, Source, apply
+from processor.outbox import Outbox
 from processor.reasons import Reason
 from processor.routing import partition_for
+from processor.table import OrdersTable, Stored
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +46,50 @@ AGENT_CONCURRENCY = 1
 EXIT_STATE_LOST = 70  # EX_SOFTWARE
 REKEY_HEADER = "rekeyed-from"
 
+#: (table partition, order key)
+Slot = tuple[int, bytes]
+
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-@contextmanager
-def as_current(event: Any) -> Iterator[None]:
-    """Make ``event`` Faust's current event while we touch the table for it.
+def _exit_state_lost(what: str) -> NoReturn:
+    # A raise would let Faust ack (and commit) events whose state or outputs were never kept;
+    # an exit leaves them uncommitted, to be consumed again after the restart.
+    log.critical("%s; exiting", what, exc_info=True)
+    os._exit(EXIT_STATE_LOST)
 
-    The table writes its changelog record, and the RocksDB store picks its partition database,
-    from the current event's partition. Within a batch that must be each event in turn.
+
+@dataclass(slots=True)
+class BatchOrders:
+    """The orders one batch touches: read once, applied in memory, written once.
+
+    An order touched several times in a batch is written with its last state only: each write
+    (RocksDB, changelog record) costs more than an apply.
     """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+
+    stored: dict[Slot, Stored] = field(default_factory=dict)
+    current: dict[Slot, Order | None] = field(default_factory=dict)
+    dirty: dict[Slot, None] = field(default_factory=dict)
+
+    def get(self, slot: Slot) -> Order | None:
+        if slot not in self.current:
+            data = OrdersTable.decode(self.stored.get(slot))
+            self.current[slot] = None if data is None else Order.from_dict(data)
+        return self.current[slot]
+
+    def set(self, slot: Slot, order: Order) -> None:
+        self.current[slot] = order
+        self.dirty[slot] = None
+
+    def changed(self) -> dict[int, dict[bytes, dict[str, Any]]]:
+        by_partition: dict[int, dict[bytes, dict[str, Any]]] = defaultdict(dict)
+        for partition, key in self.dirty:
+            order = self.current[(partition, key)]
+            assert order is not None
+            by_partition[partition][key] = order.to_dict()
+        return by_partition
 
 
 @dataclass(slots=True)
@@ -85,32 +115,46 @@ class Pipeline:
         self.rules = Rules(mismatch=settings.total_mismatch, history_limit=settings.history_limit)
         self.id_order = contacts.identification_order(settings.contact_id_params)
         self.metrics = processor.metrics
-        self.buffer_limit = settings.batch_size * 4
+        self.table = OrdersTable(processor.orders)
+        self.rfm_topic = processor.topics.rfm.get_topic_name()
+        self.dlq_topic = processor.topics.dlq.get_topic_name()
+        self.rekeyed_topic = processor.topics.rekeyed.get_topic_name()
 
     async def on_order_batch(self, events: Sequence[Any], *, may_rekey: bool) -> None:
+        outbox = Outbox()
         incoming = [self._parse(event.message, may_rekey=may_rekey) for event in events]
         lookups = await self._lookup_all(incoming)
-        # An order touched several times in one batch is written to the table (RocksDB and
-        # changelog) once, with its last state: each write costs far more than an apply.
-        dirty: dict[bytes, tuple[Any, Order]] = {}
-        for event, item, lookup in zip(events, incoming, lookups, strict=True):
-            with as_current(event):
-                self._handle(item, lookup, event, dirty)
-        for key, (event, order) in dirty.items():
-            with as_current(event):
-                try:
-                    self.p.orders[key] = order.to_dict()
-                except Exception:
-                    # Nothing of ours should get here. If it does, exit at once: a raise would
-                    # let Faust ack (and commit) events whose state was never kept, an exit
-                    # leaves them uncommitted, to be consumed again after the restart.
-                    log.critical("Cannot write order %r; exiting", key, exc_info=True)
-                    os._exit(EXIT_STATE_LOST)
-        # Bounded memory: let the producer buffer drain before taking the next batch. Faust's
-        # own bound (100 messages) is below one batch's output and stalls every batch.
-        buffer = self.p.app.producer.buffer
-        buffer.max_messages = self.buffer_limit
-        await buffer.wait_until_ebb()
+        batch = self._read(incoming)
+        for item, lookup in zip(incoming, lookups, strict=True):
+            self._handle(item, lookup, batch, outbox)
+        try:
+            for partition, values in batch.changed().items():
+                self.table.put_many(partition, values, outbox)
+        except Exception:  # noqa: BLE001 - logged with its traceback, then the process exits
+            _exit_state_lost("Cannot write the orders table")
+        await self._publish(outbox)
+
+    def _read(self, incoming: Sequence[Incoming]) -> BatchOrders:
+        wanted: dict[int, dict[bytes, None]] = defaultdict(dict)
+        for item in incoming:
+            if item.event is not None and item.rejected is None and item.rekey_to is None:
+                wanted[item.source.partition][item.event.external_order_id.encode()] = None
+        batch = BatchOrders()
+        try:
+            for partition, keys in wanted.items():
+                stored = self.table.get_many(partition, list(keys))
+                batch.stored.update(zip(((partition, k) for k in keys), stored, strict=True))
+        except Exception:  # noqa: BLE001 - logged with its traceback, then the process exits
+            _exit_state_lost("Cannot read the orders table")
+        return batch
+
+    async def _publish(self, outbox: Outbox) -> None:
+        # The batch's events are acked (and later committed) only after this returns, so every
+        # output and changelog record is on the broker before its event can be committed.
+        try:
+            await self.p.publisher.publish(outbox)
+        except Exception:  # noqa: BLE001 - logged with its traceback, then the process exits
+            _exit_state_lost(f"Cannot deliver {len(outbox)} records to Kafka")
 
     def _parse(self, message: Any, *, may_rekey: bool) -> Incoming:
         item = Incoming(message, Source(message.topic, message.partition, message.offset))
@@ -146,46 +190,38 @@ class Pipeline:
                     item.rejected = self._bug(exc, item)
             return [None] * len(batch)
 
-    def _handle(
-        self,
-        item: Incoming,
-        lookup: Lookup,
-        faust_event: Any,
-        dirty: dict[bytes, tuple[Any, Order]],
-    ) -> None:
+    def _handle(self, item: Incoming, lookup: Lookup, batch: BatchOrders, outbox: Outbox) -> None:
         try:
             if item.rejected is not None:
                 raise item.rejected
             if item.rekey_to is not None:
-                self._rekey(item)
+                self._rekey(item, outbox)
                 return
             assert item.event is not None
-            self._apply(item.event, item.source, lookup, faust_event, dirty)
+            self._apply(item.event, item.source, lookup, batch, outbox)
         except Rejected as rejected:
-            self._dead_letter(rejected, item)
+            self._dead_letter(rejected, item, outbox)
         except Exception as exc:  # noqa: BLE001
-            self._dead_letter(self._bug(exc, item), item)
+            self._dead_letter(self._bug(exc, item), item, outbox)
 
     def _apply(
         self,
         event: OrderEvent,
         source: Source,
         lookup: Lookup,
-        faust_event: Any,
-        dirty: dict[bytes, tuple[Any, Order]],
+        batch: BatchOrders,
+        outbox: Outbox,
     ) -> None:
-        key = event.external_order_id.encode()
-        if key in dirty:
-            order: Order | None = dirty[key][1]
-        else:
-            stored = self.p.orders.get(key)
-            order = None if stored is None else Order.from_dict(stored)
+        # The table partition is the event's: the agent re-keys any event that is not on the
+        # partition owning its order before it gets here.
+        slot = (source.partition, event.external_order_id.encode())
+        order = batch.get(slot)
         transition = apply(
             order, event, source=source, now=self.clock(), contact=lookup, rules=self.rules
         )
         # A replay is written again too: the kill behind it may have come after the local RocksDB
         # write but before the changelog record left the producer, and only a write sends it.
-        dirty[key] = (faust_event, transition.order)
+        batch.set(slot, transition.order)
         if transition.replay:
             self.metrics.replays += 1
         else:
@@ -195,19 +231,20 @@ class Pipeline:
                 self.metrics.unchanged += 1
         if transition.flagged:
             self.metrics.flagged_total_mismatch += 1
-            log.warning("Order %s: totalCost differs from its items (flagged)", key.decode())
+            log.warning("Order %s: totalCost differs from its items (flagged)", slot[1].decode())
         for record in transition.rfm:
-            self.p.topics.rfm.send_soon(key=record.contact_id.encode(), value=record.value)
+            outbox.add(self.rfm_topic, record.contact_id.encode(), codec.dumps(record.value))
             self.metrics.rfm_records[record.value["op"]] += 1
 
-    def _rekey(self, item: Incoming) -> None:
+    def _rekey(self, item: Incoming, outbox: Outbox) -> None:
         assert item.event is not None and item.rekey_to is not None
         self.metrics.rekeyed += 1
-        self.p.topics.rekeyed.send_soon(
-            key=item.event.external_order_id.encode(),
-            value=item.message.value,
+        outbox.add(
+            self.rekeyed_topic,
+            item.event.external_order_id.encode(),
+            item.message.value,
             partition=item.rekey_to,
-            headers=[(REKEY_HEADER, item.source.event_id.encode())],
+            headers=((REKEY_HEADER, item.source.event_id.encode()),),
         )
 
     def _redis_wait(self) -> None:
@@ -222,6 +259,7 @@ class Pipeline:
         return rejected
 
     async def on_contact(self, message: Any) -> None:
+        outbox = Outbox()
         item = Incoming(message, Source(message.topic, message.partition, message.offset))
         try:
             if message.value is None:
@@ -249,11 +287,12 @@ class Pipeline:
             )
             self.metrics.contacts_upserted += 1
         except Rejected as rejected:
-            self._dead_letter(rejected, item)
+            self._dead_letter(rejected, item, outbox)
         except Exception as exc:  # noqa: BLE001
-            self._dead_letter(self._bug(exc, item), item)
+            self._dead_letter(self._bug(exc, item), item, outbox)
+        await self._publish(outbox)
 
-    def _dead_letter(self, rejected: Rejected, item: Incoming) -> None:
+    def _dead_letter(self, rejected: Rejected, item: Incoming, outbox: Outbox) -> None:
         message = item.message
         self.metrics.dead_letters[rejected.reason] += 1
         event = item.event
@@ -272,7 +311,9 @@ class Pipeline:
         log.debug(
             "Dead letter %s at %s: %s", rejected.reason, item.source.event_id, rejected.detail
         )
-        self.p.topics.dlq.send_soon(key=letter.key, value=letter.value, headers=letter.headers)
+        outbox.add(
+            self.dlq_topic, letter.key, codec.dumps(letter.value), headers=tuple(letter.headers)
+        )
 
 
 def register(processor: Processor) -> Pipeline:

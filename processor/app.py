@@ -13,6 +13,7 @@ import faust
 from processor import codec
 from processor.directory import ContactCache, ContactDirectory
 from processor.metrics import Metrics
+from processor.outbox import KafkaPublisher, Publisher
 from processor.settings import Settings, Store
 
 
@@ -34,10 +35,12 @@ class Processor:
     topics: Topics
     orders: Any
     directory: ContactDirectory
+    publisher: Publisher
     metrics: Metrics = field(default_factory=Metrics)
 
 
 ORDERS_TABLE = "orders"
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 def rocksdb_options(settings: Settings) -> dict[str, int]:
@@ -72,6 +75,9 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,
+        # A dead letter carries its event in base64 (4/3 of it) plus the reason: it must fit in
+        # a request even when the event was as large as the broker takes (1 MB by default).
+        producer_max_request_size=MAX_REQUEST_BYTES,
         web_host=settings.web_host,
         web_bind=settings.web_bind,
         web_port=settings.web_port,
@@ -119,6 +125,8 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
             settings.redis_prefix,
             ContactCache(size=settings.contact_cache_size, ttl=settings.contact_cache_ttl),
         ),
+        # The producer is Faust's, started with the app: looked up at publish time.
+        publisher=KafkaPublisher(lambda: app.producer._ensure_producer()),  # type: ignore[attr-defined]
     )
 
     # Imported here: both modules decorate this app instance.

@@ -1,6 +1,6 @@
 """The agents in Faust's in-memory test context: wiring only; the rules are tested in tests/unit.
 
-Outputs are captured at the topics' ``send_soon``; the table is the in-memory store.
+Outputs are captured by a publisher that stands in for Kafka; the table is the in-memory store.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from processor import agents as agents_module
+from processor import codec
 from processor.app import Processor, create_app
 from processor.contacts import Contact, Identifier, Lookup, Match, NoMatch
+from processor.outbox import Outbox, Output
 from processor.routing import partition_for
 from processor.settings import Settings, Store
 
@@ -54,8 +56,36 @@ class MemoryDirectory:
 
 
 class Sent:
-    def __init__(self) -> None:
+    """A publisher that keeps what it is given, grouped as Kafka would partition it."""
+
+    def __init__(self, topics: dict[str, str]) -> None:
+        self.roles = {name: role for role, name in topics.items()}
         self.records: list[tuple[str, dict[str, Any]]] = []
+        self.offsets: dict[tuple[str, int], int] = {}
+
+    async def publish(self, outbox: Outbox) -> None:
+        counts = dict.fromkeys(outbox.unpartitioned_topics(), PARTITIONS)
+        last = {}
+        for (topic, partition), records in outbox.by_partition(counts).items():
+            for record in records:
+                self.records.append((self.roles.get(topic, topic), self._fields(record, partition)))
+            self.offsets[(topic, partition)] = self.offsets.get((topic, partition), -1) + len(
+                records
+            )
+            last[(topic, partition)] = self.offsets[(topic, partition)]
+        outbox.delivered(last)
+
+    @staticmethod
+    def _fields(record: Output, partition: int) -> dict[str, Any]:
+        value: Any = record.value
+        if record.topic.endswith((".rfm", ".dlq")):
+            value = json.loads(record.value or b"null")
+        return {
+            "key": record.key,
+            "value": value,
+            "partition": partition,
+            "headers": record.headers,
+        }
 
     def to(self, role: str) -> list[dict[str, Any]]:
         return [kw for r, kw in self.records if r == role]
@@ -80,15 +110,16 @@ def processor(directory: MemoryDirectory, tmp_path: Path) -> Processor:
 
 
 @pytest.fixture
-def sent(processor: Processor, monkeypatch: pytest.MonkeyPatch) -> Sent:
-    captured = Sent()
-    for role in ("rfm", "dlq", "rekeyed"):
-
-        def send_soon(_role: str = role, **kwargs: Any) -> None:
-            captured.records.append((_role, kwargs))
-
-        monkeypatch.setattr(getattr(processor.topics, role), "send_soon", send_soon)
+def sent(processor: Processor) -> Sent:
+    topics = {role: topic.get_topic_name() for role, topic in vars_of(processor.topics).items()}
+    topics["changelog"] = processor.orders.changelog_topic.get_topic_name()
+    captured = Sent(topics)
+    processor.publisher = captured
     return captured
+
+
+def vars_of(topics: Any) -> dict[str, Any]:
+    return {name: getattr(topics, name) for name in ("events", "rekeyed", "contacts", "rfm", "dlq")}
 
 
 def created(order_id: str, status: str = "DELIVERED", **extra: str) -> bytes:
@@ -219,20 +250,52 @@ def test_every_agent_runs_at_concurrency_one(processor: Processor) -> None:
 
 
 async def test_a_replayed_event_rewrites_the_order_so_the_changelog_catches_up(
-    processor: Processor, sent: Sent, monkeypatch: pytest.MonkeyPatch
+    processor: Processor, sent: Sent
 ) -> None:
     # After kill -9 the local store can hold a write whose changelog record never left; the
     # event comes again (its offset was not committed) and must send that record after all.
-    writes: list[bytes] = []
-    monkeypatch.setattr(processor.orders, "on_key_set", lambda key, value: writes.append(key))
+    def changelog() -> list[bytes]:
+        return [r["key"] for r in sent.to("changelog")]
+
     async with processor.app.agents["orders"].test_context() as agent:
         await agent.put(created("o-7"), key=b"o-7", partition=owner("o-7"))
-        await settled(lambda: writes == [b"o-7"])  # a batch of its own: no coalescing
+        await settled(lambda: changelog() == [b"o-7"])  # a batch of its own: no coalescing
         agent.sent_offset = 0  # the same record again, at the same offset
         await agent.put(created("o-7"), key=b"o-7", partition=owner("o-7"))
         await settled(lambda: processor.metrics.replays == 1)
-    assert writes == [b"o-7", b"o-7"]
+    assert changelog() == [b"o-7", b"o-7"]
     assert processor.metrics.replays == 1
     assert processor.orders.get(b"o-7")["version"] == 1
     # Its RFM record is sent again too (consumers keep the highest version).
     assert [r["value"]["version"] for r in sent.to("rfm")] == [1, 1]
+
+
+async def test_an_order_touched_twice_in_a_batch_is_written_once_with_its_last_state(
+    processor: Processor, sent: Sent
+) -> None:
+    batch = [created("o-8", status="INITIALIZED"), created("o-8", status="DELIVERED")]
+    async with processor.app.agents["orders"].test_context() as agent:
+        for value in batch:
+            await agent.put(value, key=b"o-8", partition=owner("o-8"))
+        await settled(lambda: processor.metrics.applied == 2)
+    writes = [r for r in sent.to("changelog") if r["key"] == b"o-8"]
+    assert [json.loads(w["value"])["status"] for w in writes][-1] == "DELIVERED"
+    assert all(w["partition"] == owner("o-8") for w in writes)
+    assert processor.orders.get(b"o-8")["version"] == 2
+
+
+async def test_outputs_go_to_the_partition_kafka_would_choose(
+    processor: Processor, sent: Sent
+) -> None:
+    async with processor.app.agents["orders"].test_context() as agent:
+        await agent.put(created("o-9"), key=b"o-9", partition=owner("o-9"))
+        await agent.put(b"{", key=None, partition=1)
+        await agent.put(b"[", key=None, partition=1)
+    [rfm] = sent.to("rfm")
+    assert rfm["partition"] == partition_for(b"c-1", PARTITIONS)
+    # Dead letters without a key go by their value's hash: spread, and the same every time.
+    letters = sent.to("dlq")
+    assert len(letters) == 2
+    for letter in letters:
+        value = codec.dumps(letter["value"])
+        assert letter["partition"] == partition_for(value, PARTITIONS)

@@ -1,0 +1,85 @@
+"""The orders table, read and written a batch at a time.
+
+Faust's table API reads and writes one key at a time, and each write sends its own changelog
+record through Faust's producer buffer; at thousands of events a second that cost more than
+applying the events (bench/PROFILE.md). This module works on the same table underneath instead:
+one multi-get and one RocksDB write batch per partition, and the changelog records go into the
+batch's :class:`~processor.outbox.Outbox`. Once they are delivered it does what Faust does after
+a changelog send: it keeps the offset in the partition's RocksDB, so that recovery after a
+restart reads the changelog from there on.
+
+What Faust recovers, serves (``table.get``, ``/orders/{id}``) and rebalances is the same table:
+key = the raw order id, value = the table's codec (orjson), one RocksDB per partition
+(``faust.stores.rocksdb`` on rocksdict) or one dict (``faust.stores.memory``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from faust.stores.memory import Store as MemoryStore
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.types import TP
+from rocksdict import WriteBatch
+
+from processor import codec
+from processor.outbox import Outbox
+
+#: What the store holds for a key: the encoded value (RocksDB), the decoded one (memory), or None.
+Stored = bytes | dict[str, Any] | None
+
+
+class OrdersTable:
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    @property
+    def _store(self) -> Any:
+        store = self.table.data
+        if isinstance(store, MemoryStore):
+            return store
+        if isinstance(store, RocksDBStore) and store.use_rocksdict:
+            return store
+        raise TypeError(f"the orders table cannot be batched on {type(store).__name__}")
+
+    def get_many(self, partition: int, keys: Sequence[bytes]) -> list[Stored]:
+        store = self._store
+        if isinstance(store, MemoryStore):
+            return [store.data.get(key) for key in keys]
+        values: list[Stored] = store._db_for_partition(partition).get(list(keys))
+        return values
+
+    @staticmethod
+    def decode(stored: Stored) -> dict[str, Any] | None:
+        """Decoded apart from :meth:`get_many`, so one bad value fails one event, not a batch."""
+        if isinstance(stored, bytes):
+            value: dict[str, Any] = codec.loads(stored)
+            return value
+        return stored
+
+    def put_many(
+        self, partition: int, values: Mapping[bytes, dict[str, Any]], outbox: Outbox
+    ) -> None:
+        """Write the values to the partition's store now and their changelog records to ``outbox``.
+
+        Local store first, as Faust does: a crash before the changelog is delivered leaves the
+        store ahead, and the events behind it, not committed, are replayed and written again.
+        """
+        store = self._store
+        changelog = self.table.changelog_topic.get_topic_name()
+        encoded = {key: codec.dumps(value) for key, value in values.items()}
+        if isinstance(store, MemoryStore):
+            store.data.update(values)
+            store._key_partition.update(dict.fromkeys(values, partition))
+        else:
+            batch = WriteBatch(raw_mode=True)
+            for key, value in encoded.items():
+                batch.put(key, value)
+            store._db_for_partition(partition).write(batch)
+        for key, value in encoded.items():
+            outbox.add(changelog, key, value, partition=partition)
+        tp = TP(changelog, partition)
+        outbox.on_delivered(
+            changelog, partition, lambda offset: store.set_persisted_offset(tp, offset)
+        )
