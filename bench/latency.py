@@ -151,8 +151,13 @@ class _Outputs(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stop_event.is_set():
-                messages = self._consumer.consume(num_messages=1000, timeout=0.05)
+                # poll() returns with the first record; consume() would wait out its timeout
+                # unless the batch filled, adding up to that timeout to every sample.
+                first = self._consumer.poll(0.05)
                 seen = time.monotonic()
+                if first is None:
+                    continue
+                messages = [first, *self._consumer.consume(num_messages=1000, timeout=0)]
                 for message in messages:
                     if message.error():
                         continue

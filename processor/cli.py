@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 bad input (nothing written), 2 a server is unreachable or 
 from __future__ import annotations
 
 import csv
+import gc
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from processor.settings import Settings, describe
 
 EXIT_BAD_INPUT = 1
 EXIT_UNAVAILABLE = 2
+GC_GEN0_THRESHOLD = 50_000
 
 
 def _settings() -> Settings:
@@ -70,9 +72,18 @@ def worker(loglevel: str) -> None:
             _fail(str(exc), EXIT_UNAVAILABLE)
     mode.loop.use("uvloop")
     processor = create_app(settings)
+    _tune_gc()
     url = f"http://{settings.web_host}:{settings.web_port}/dashboard"
     click.echo(f"order processor {settings.app_id}: dashboard at {url}", err=True)
     faust.Worker(processor.app, loglevel=loglevel).execute_from_commandline()
+
+
+def _tune_gc() -> None:
+    # Each event leaves a few hundred short-lived objects; at CPython's default gen-0 threshold
+    # (700) a collection ran every few events, each also walking the young objects that live on
+    # (Faust's). What is loaded by now lives as long as the process: out of the collector's way.
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 50)
 
 
 @main.group()

@@ -74,18 +74,7 @@ class Order:
 
     def content(self) -> tuple[Any, ...]:
         """What an event can change; equal content means the event changed nothing."""
-        return (
-            self.status,
-            self.total_cost,
-            self.date,
-            self.currency,
-            self.items,
-            self.extra,
-            self.key_value,
-            self.contact_id,
-            self.matched_by,
-            self.total_mismatch,
-        )
+        return tuple(getattr(self, name) for name in CONTENT_FIELDS)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,75 +154,98 @@ def apply(
         if order is None:
             raise Rejected(Reason.UNKNOWN_ORDER, f"no order {event.external_order_id!r}")
         status = Status.DELIVERED if event.type is EventType.DELIVERED else Status.CANCELLED
-        candidate = replace(order, status=status)
+        content = {**_content(order), "status": status}
     elif event.type is EventType.CREATED or order is None:
-        candidate = _created(order, event, contact, now)
+        content = _created(event, contact)
     else:
-        candidate = _updated(order, event, contact)
+        content = _updated(order, event, contact)
+    content["total_mismatch"] = _mismatched(content["total_cost"], content["items"], rules.mismatch)
 
-    candidate = _check_total(candidate, rules.mismatch)
     offsets = {**(order.offsets if order else {}), source.stream: source.offset}
-    if order is not None and candidate.content() == order.content():
+    if order is not None and content == _content(order):
         return Transition(order=replace(order, offsets=offsets), changed=False)
 
+    # Orders are built once per event (a frozen dataclass costs a few microseconds each time,
+    # and this runs for every event): the RFM records need the new state, the history entry
+    # needs the RFM records, so the state without its new history entry comes first.
     version = order.version + 1 if order else 1
-    new = replace(candidate, version=version, updated_at=now, offsets=offsets)
-    rfm = _rfm(order, new)
+    created_at = order.created_at if order else now
+    history = order.history if order else ()
+    common: dict[str, Any] = {
+        "created_at": created_at,
+        "updated_at": now,
+        "version": version,
+        "offsets": offsets,
+    }
+    rfm = _rfm(order, Order(**content, **common, history=history))
     entry = {
         "type": str(event.type),
         "event": source.event_id,
         "at": now,
-        "status": str(new.status),
+        "status": str(content["status"]),
         "version": version,
         "rfm": [r.value["op"] for r in rfm],
         "rfmContacts": [r.contact_id for r in rfm],
     }
-    history = (*(order.history if order else ()), entry)[-rules.history_limit :]
+    new = Order(**content, **common, history=(*history, entry)[-rules.history_limit :])
     flagged = new.total_mismatch and not (order is not None and order.total_mismatch)
-    return Transition(order=replace(new, history=history), rfm=rfm, flagged=flagged)
+    return Transition(order=new, rfm=rfm, flagged=flagged)
 
 
-def _created(existing: Order | None, event: OrderEvent, contact: Lookup, now: str) -> Order:
+#: The fields an event can change; equal content means the event changed nothing.
+CONTENT_FIELDS = (
+    "external_order_id",
+    "status",
+    "total_cost",
+    "date",
+    "currency",
+    "items",
+    "extra",
+    "key_value",
+    "contact_id",
+    "matched_by",
+    "total_mismatch",
+)
+
+
+def _content(order: Order) -> dict[str, Any]:
+    return {name: getattr(order, name) for name in CONTENT_FIELDS}
+
+
+def _created(event: OrderEvent, contact: Lookup) -> dict[str, Any]:
     missing = [name for name in REQUIRED_TO_CREATE if getattr(event, _ATTR[name]) is None]
     if missing:
         raise Rejected(Reason.MISSING_REQUIRED, ", ".join(missing))
     match = _require_contact(contact)
-    assert event.total_cost is not None and event.status is not None and event.date is not None
-    return Order(
-        external_order_id=event.external_order_id,
-        status=event.status,
-        total_cost=event.total_cost,
-        date=event.date,
-        currency=event.currency,
-        items=event.items,
-        extra=dict(event.extra),
-        key_value=event.key_value,
-        contact_id=match.contact_id,
-        matched_by=match.identifier,
-        total_mismatch=False,
-        created_at=existing.created_at if existing else now,
-        updated_at=now,
-        version=existing.version if existing else 0,
-        offsets=existing.offsets if existing else {},
-        history=existing.history if existing else (),
-    )
+    return {
+        "external_order_id": event.external_order_id,
+        "status": event.status,
+        "total_cost": event.total_cost,
+        "date": event.date,
+        "currency": event.currency,
+        "items": event.items,
+        "extra": dict(event.extra),
+        "key_value": event.key_value,
+        "contact_id": match.contact_id,
+        "matched_by": match.identifier,
+    }
 
 
-def _updated(order: Order, event: OrderEvent, contact: Lookup) -> Order:
+def _updated(order: Order, event: OrderEvent, contact: Lookup) -> dict[str, Any]:
     if isinstance(contact, NoMatch):
         _require_contact(contact)
-    return replace(
-        order,
-        status=event.status or order.status,
-        total_cost=order.total_cost if event.total_cost is None else event.total_cost,
-        date=event.date or order.date,
-        currency=order.currency if event.currency is None else event.currency,
-        items=order.items if event.items is None else event.items,
-        extra={**order.extra, **event.extra},
-        key_value=order.key_value if event.key_value is None else event.key_value,
-        contact_id=contact.contact_id if isinstance(contact, Match) else order.contact_id,
-        matched_by=contact.identifier if isinstance(contact, Match) else order.matched_by,
-    )
+    return {
+        "external_order_id": order.external_order_id,
+        "status": event.status or order.status,
+        "total_cost": order.total_cost if event.total_cost is None else event.total_cost,
+        "date": event.date or order.date,
+        "currency": order.currency if event.currency is None else event.currency,
+        "items": order.items if event.items is None else event.items,
+        "extra": {**order.extra, **event.extra},
+        "key_value": order.key_value if event.key_value is None else event.key_value,
+        "contact_id": contact.contact_id if isinstance(contact, Match) else order.contact_id,
+        "matched_by": contact.identifier if isinstance(contact, Match) else order.matched_by,
+    }
 
 
 _ATTR = {"totalCost": "total_cost", "status": "status", "date": "date"}
@@ -248,19 +260,21 @@ def _require_contact(contact: Lookup) -> Match:
     return contact
 
 
-def _check_total(order: Order, policy: MismatchPolicy) -> Order:
+def _mismatched(
+    total_cost: Decimal, items: tuple[dict[str, Any], ...] | None, policy: MismatchPolicy
+) -> bool:
     # An empty items array says nothing about the amount, as no items param does.
-    if policy is MismatchPolicy.IGNORE or not order.items:
-        return replace(order, total_mismatch=False)
-    expected = items_total(order.items)
-    if expected == order.total_cost:
-        return replace(order, total_mismatch=False)
+    if policy is MismatchPolicy.IGNORE or not items:
+        return False
+    expected = items_total(items)
+    if expected == total_cost:
+        return False
     if policy is MismatchPolicy.REJECT:
         raise Rejected(
             Reason.TOTAL_MISMATCH,
-            f"totalCost {order.total_cost} but items add up to {expected}",
+            f"totalCost {total_cost} but items add up to {expected}",
         )
-    return replace(order, total_mismatch=True)
+    return True
 
 
 def _rfm(before: Order | None, after: Order) -> tuple[RfmRecord, ...]:
