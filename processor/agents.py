@@ -8,10 +8,10 @@ Order events are taken in batches (``stream.take_events``), and each batch costs
 of round trips whatever its size: one Redis lookup for its contacts, one table read and one
 table write per partition (:mod:`processor.table`), and one publish of all its outputs and
 changelog records (:mod:`processor.outbox`). In between, each event is applied in order with no
-await. Faust acks a batch's events only after its records are on the broker, so no commit can
-get ahead of an output. What cannot be kept (the table unwritable, Kafka refusing the records
-past the producer's retries) ends the process at once (:data:`EXIT_STATE_LOST`): its events
-stay uncommitted and are consumed again after the restart.
+await. Faust commits offsets only after flushing the producer, so no commit can get ahead of an
+output. What cannot be kept (the table unwritable, Kafka refusing records past the producer's
+retries) ends the process at once (:data:`EXIT_STATE_LOST`): its events stay uncommitted and
+are consumed again after the restart.
 
 Each agent runs at concurrency 1: with more, Faust can commit an offset past an event that is
 still in flight (faust-streaming #606).
@@ -59,6 +59,13 @@ def _exit_state_lost(what: str) -> NoReturn:
     # an exit leaves them uncommitted, to be consumed again after the restart.
     log.critical("%s; exiting", what, exc_info=True)
     os._exit(EXIT_STATE_LOST)
+
+
+def _delivery_failed(exc: BaseException) -> None:
+    try:
+        raise exc
+    except BaseException:  # noqa: BLE001 - logged with its traceback, then the process exits
+        _exit_state_lost("Kafka did not take a batch of records")
 
 
 @dataclass(slots=True)
@@ -149,12 +156,13 @@ class Pipeline:
         return batch
 
     async def _publish(self, outbox: Outbox) -> None:
-        # The batch's events are acked (and later committed) only after this returns, so every
-        # output and changelog record is on the broker before its event can be committed.
+        # Faust commits an acked event's offset only after flushing the producer, so every output
+        # and changelog record of a batch is on the broker before any of its events is committed.
+        # A record Kafka refuses past the producer's retries ends the process before that flush.
         try:
-            await self.p.publisher.publish(outbox)
+            await self.p.publisher.publish(outbox, on_failure=_delivery_failed)
         except Exception:  # noqa: BLE001 - logged with its traceback, then the process exits
-            _exit_state_lost(f"Cannot deliver {len(outbox)} records to Kafka")
+            _exit_state_lost(f"Cannot hand {len(outbox)} records to the Kafka producer")
 
     def _parse(self, message: Any, *, may_rekey: bool) -> Incoming:
         item = Incoming(message, Source(message.topic, message.partition, message.offset))

@@ -5,7 +5,9 @@ await; at thousands of records a second that plumbing cost more CPU than our pro
 bench/PROFILE.md). An :class:`Outbox` collects a batch's records instead (RFM records, dead
 letters, re-keyed events, the table's changelog), and :class:`KafkaPublisher` hands each topic
 partition's share to aiokafka as one ready-made record batch (``create_batch`` /
-``send_batch``) on the producer Faust itself uses, then waits until the broker has them all.
+``send_batch``) on the producer Faust itself uses. It does not wait for the broker's
+acknowledgement: the next batch is processed meanwhile, and Faust's flush before every offset
+commit is what waits.
 
 Partitioning is Kafka's default for keyed records, so consumers see what any client would write:
 murmur2(key) % partitions (:mod:`processor.routing`). An explicit partition is kept. A record with
@@ -19,6 +21,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from processor.routing import partition_for
@@ -86,23 +89,25 @@ class Outbox:
 
 
 class Publisher(Protocol):
-    async def publish(self, outbox: Outbox) -> None:
-        """Send every record and return once the broker has acknowledged them all; raise if
-        any could not be delivered."""
+    async def publish(self, outbox: Outbox, on_failure: Callable[[BaseException], None]) -> None:
+        """Hand every record to the producer. Returns before the broker acknowledges them:
+        ``outbox``'s delivery callbacks run as they are, and ``on_failure`` if any is not."""
 
 
 class KafkaPublisher:
     """Publishes outboxes on the aiokafka producer under Faust's, one record batch per topic
     partition (more when a batch fills up).
 
-    Sharing Faust's producer keeps one connection pool and one set of producer settings, and the
-    flush Faust does before each offset commit covers these records too.
+    Sharing Faust's producer keeps one connection pool and one set of producer settings, and it
+    is what makes returning before the acknowledgements safe: Faust flushes this producer (waits
+    for every batch in flight) before it commits any offset, and a failed batch has called
+    ``on_failure`` by then (its callbacks run before the flush's own).
     """
 
     def __init__(self, producer: Callable[[], Any]) -> None:
         self._producer = producer
 
-    async def publish(self, outbox: Outbox) -> None:
+    async def publish(self, outbox: Outbox, on_failure: Callable[[BaseException], None]) -> None:
         if not outbox.records:
             return
         producer = self._producer()
@@ -110,16 +115,28 @@ class KafkaPublisher:
             topic: len(await producer.partitions_for(topic))
             for topic in outbox.unpartitioned_topics()
         }
-        sent: list[tuple[tuple[str, int], asyncio.Future[Any], int]] = []
         for (topic, partition), records in outbox.by_partition(counts).items():
             for builder in _builders(producer, records):
                 future = await producer.send_batch(builder, topic, partition=partition)
-                sent.append(((topic, partition), future, builder.record_count()))
-        last: dict[tuple[str, int], int] = {}
-        for tp, future, count in sent:
-            metadata = await future
-            last[tp] = metadata.offset + count - 1
-        outbox.delivered(last)
+                count = builder.record_count()
+                future.add_done_callback(
+                    partial(_on_batch_done, outbox, (topic, partition), count, on_failure)
+                )
+
+
+def _on_batch_done(
+    outbox: Outbox,
+    tp: tuple[str, int],
+    count: int,
+    on_failure: Callable[[BaseException], None],
+    future: asyncio.Future[Any],
+) -> None:
+    if future.cancelled():
+        on_failure(asyncio.CancelledError())
+    elif (exc := future.exception()) is not None:
+        on_failure(exc)
+    else:
+        outbox.delivered({tp: future.result().offset + count - 1})
 
 
 def _builders(producer: Any, records: Sequence[Output]) -> list[Any]:

@@ -63,7 +63,7 @@ class Sent:
         self.records: list[tuple[str, dict[str, Any]]] = []
         self.offsets: dict[tuple[str, int], int] = {}
 
-    async def publish(self, outbox: Outbox) -> None:
+    async def publish(self, outbox: Outbox, on_failure: Callable[[BaseException], None]) -> None:
         counts = dict.fromkeys(outbox.unpartitioned_topics(), PARTITIONS)
         last = {}
         for (topic, partition), records in outbox.by_partition(counts).items():
