@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from processor import codec
+from processor import codec, transport
 from processor.directory import ContactCache, ContactDirectory
 from processor.metrics import Metrics
 from processor.outbox import KafkaPublisher, Publisher
@@ -55,9 +55,16 @@ def rocksdb_options(settings: Settings) -> dict[str, int]:
     }
 
 
+class App(faust.App):
+    """Faust's app on :mod:`processor.transport` (its consumer's fetch wait bounded)."""
+
+    def _new_transport(self) -> Any:
+        return transport.Transport(self.conf.broker_consumer, self)
+
+
 def create_app(settings: Settings, *, directory: ContactDirectory | None = None) -> Processor:
     codec.register_faust_codec()
-    app = faust.App(
+    app = App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_hosts],
         store="rocksdb://" if settings.store is Store.ROCKSDB else "memory://",
