@@ -18,16 +18,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+import topics
 from processor.producer import order_key
 from tests.servers import free_port
 
-ROLES = {
-    "orders_events": "TOPIC_ORDERS_EVENTS",
-    "orders_events_rekeyed": "TOPIC_ORDERS_EVENTS_REKEYED",
-    "contacts": "TOPIC_CONTACTS",
-    "orders_rfm": "TOPIC_ORDERS_RFM",
-    "orders_dlq": "TOPIC_ORDERS_DLQ",
-}
+#: role -> the environment variable naming its topic (the contract's, unit-tested there).
+ROLES = {role: spec.env for role, spec in topics.load_contract({}).items()}
 
 
 @dataclass
