@@ -13,12 +13,13 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from bench import loadgen
-from bench.infra import Deployment, Offsets, log, servers
+from bench.infra import Deployment, Offsets, log, new_tag, servers
 from bench.worker import Worker, count_orders, disk_bytes
 from processor.directory import ContactDirectory
 from processor.producer import EventProducer
@@ -44,8 +45,13 @@ async def _import_contacts(redis_url: str, prefix: str, count: int) -> None:
 def run(
     orders: int, contacts: int, partitions: int, work_dir: Path, out: Path
 ) -> dict[str, object]:
+    # A run of its own: a table directory left by another run holds that run's changelog offsets,
+    # which Faust rightly refuses against this run's new changelog topic.
+    tag = new_tag()
+    work_dir = work_dir.resolve() / tag
+    work_dir.mkdir(parents=True, exist_ok=True)
     with servers(work_dir) as srv:
-        deployment = Deployment(srv, work_dir, partitions)
+        deployment = Deployment(srv, work_dir, partitions, tag=tag)
         deployment.create_topics()
         try:
             asyncio.run(_import_contacts(srv.redis_url, deployment.redis_prefix, contacts))
@@ -87,6 +93,7 @@ def run(
             }
         finally:
             deployment.cleanup()
+            shutil.rmtree(deployment.data_dir, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result

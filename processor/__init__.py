@@ -10,10 +10,16 @@ Module map (one concern each):
     directory    the contact directory in Redis (I/O)
     orders       the order state machine: apply(order, event) -> transition (pure)
     deadletters  dead-letter records (pure)
+    routing      which partition owns an order: murmur2, as Kafka's clients (pure)
+    table        the orders table read and written a batch at a time (RocksDB, changelog)
+    outbox       a batch's output records, sent as whole Kafka record batches
+    transport    Faust's Kafka transport with the consumer's fetch wait bounded
     app          builds the Faust app: topics, table, agents, views
     agents       the thin agents that wire topics, table and Redis to the pure functions
+    metrics      the worker's counters (dashboard, /api/stats)
     web          the worker's web views
     admin        topic creation from the contract (confluent-kafka admin)
+    producer     producing Generate events, partitioned as the contract says (confluent-kafka)
     cli          the ``processor`` command
 """
 
