@@ -54,18 +54,15 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _exit_state_lost(what: str) -> NoReturn:
+def _exit_state_lost(what: str, exc: BaseException | None = None) -> NoReturn:
     # A raise would let Faust ack (and commit) events whose state or outputs were never kept;
     # an exit leaves them uncommitted, to be consumed again after the restart.
-    log.critical("%s; exiting", what, exc_info=True)
+    log.critical("%s; exiting", what, exc_info=exc or True)
     os._exit(EXIT_STATE_LOST)
 
 
 def _delivery_failed(exc: BaseException) -> None:
-    try:
-        raise exc
-    except BaseException:  # noqa: BLE001 - logged with its traceback, then the process exits
-        _exit_state_lost("Kafka did not take a batch of records")
+    _exit_state_lost("Kafka did not take a batch of records", exc)
 
 
 @dataclass(slots=True)

@@ -131,9 +131,10 @@ def _on_batch_done(
     on_failure: Callable[[BaseException], None],
     future: asyncio.Future[Any],
 ) -> None:
-    if future.cancelled():
-        on_failure(asyncio.CancelledError())
-    elif (exc := future.exception()) is not None:
+    if future.cancelled() or future.exception() is not None:
+        exc = asyncio.CancelledError() if future.cancelled() else future.exception()
+        assert exc is not None
+        exc.add_note(f"a batch of {count} records for {tp[0]}[{tp[1]}]")
         on_failure(exc)
     else:
         outbox.delivered({tp: future.result().offset + count - 1})

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from processor.agents import EXIT_STATE_LOST
 from tests.integration.harness import (
     Deployment,
     WorkerProcess,
     event,
     eventually,
+    produce,
     produce_events,
     read_topic,
 )
@@ -111,6 +114,41 @@ def test_state_survives_kill_9_and_restart(deployment: Deployment, tmp_path: Pat
     # Every op reached the feed; a replay may repeat a record, never lose or reorder one.
     ops = [(r["op"], r["version"]) for r in rfm_for(deployment, "o-crash")]
     assert sorted(set(ops), key=lambda op: op[1]) == [("delivered", 2), ("revoked", 3)]
+
+
+def set_topic_config(bootstrap: str, topic: str, name: str, value: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    entry = ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[entry])
+    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+
+
+def test_records_kafka_refuses_stop_the_worker_and_are_sent_after_the_restart(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(deployment, tmp_path / "worker.log")
+    worker.start()
+    dlq = deployment.topic("orders_dlq")
+    try:
+        # A dead-letter topic that takes no dead letter: Kafka refuses the batch for good.
+        set_topic_config(deployment.bootstrap, dlq, "max.message.bytes", "64")
+        produce(deployment.bootstrap, deployment.topic("orders_events"), [(b"k-refused", b"{")])
+        assert worker.proc is not None
+        assert worker.proc.wait(60) == EXIT_STATE_LOST
+    finally:
+        worker.stop()
+    assert read_topic(deployment.bootstrap, dlq) == []
+
+    # The restart brings the topic's config back to the contract's, and the event, never
+    # committed, is consumed again: its dead letter arrives after all.
+    restarted = WorkerProcess(deployment, tmp_path / "restarted.log")
+    restarted.start()
+    try:
+        letters = eventually(lambda: read_topic(deployment.bootstrap, dlq))
+    finally:
+        restarted.stop()
+    assert [m.key() for m in letters] == [b"k-refused"]
+    assert json.loads(letters[0].value())["reason"] == "malformed_json"
 
 
 @pytest.fixture

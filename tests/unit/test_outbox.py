@@ -91,7 +91,8 @@ def test_a_batch_kafka_did_not_take_is_reported_as_a_failure(cancel: bool) -> No
     finally:
         loop.close()
     assert delivered == []
-    assert len(failures) == 1
+    [failure] = failures
+    assert failure.__notes__ == ["a batch of 5 records for changelog[0]"]  # for the log
 
 
 class FakeBuilder:
