@@ -31,6 +31,8 @@ Stored = bytes | dict[str, Any] | None
 
 
 class OrdersTable:
+    """A Faust table (``app.Table``), read and written per partition and batch."""
+
     def __init__(self, table: Any) -> None:
         self.table = table
 
