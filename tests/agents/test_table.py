@@ -19,7 +19,8 @@ PARTITIONS = 4
 
 
 @pytest.fixture
-def processor(tmp_path: Path) -> Processor:
+async def processor(tmp_path: Path) -> Processor:
+    # Async, so that Faust's services take the test's event loop rather than leave one behind.
     settings = Settings(
         store=Store.ROCKSDB,
         data_dir=tmp_path,
@@ -33,7 +34,7 @@ def order(order_id: str, version: int) -> dict[str, Any]:
     return {"externalOrderId": order_id, "totalCost": "12.50", "version": version}
 
 
-def test_a_batch_written_is_read_back_by_faust_and_by_the_next_batch(
+async def test_a_batch_written_is_read_back_by_faust_and_by_the_next_batch(
     processor: Processor,
 ) -> None:
     table = OrdersTable(processor.orders)
@@ -48,7 +49,7 @@ def test_a_batch_written_is_read_back_by_faust_and_by_the_next_batch(
     assert table.get_many(1, [b"o-1"]) == [None]
 
 
-def test_changelog_records_go_to_the_outbox_on_the_partition_written(
+async def test_changelog_records_go_to_the_outbox_on_the_partition_written(
     processor: Processor,
 ) -> None:
     table = OrdersTable(processor.orders)
@@ -60,7 +61,7 @@ def test_changelog_records_go_to_the_outbox_on_the_partition_written(
     assert record.value is not None and orjson.loads(record.value) == order("o-1", 2)
 
 
-def test_the_persisted_offset_follows_delivery_not_the_write(processor: Processor) -> None:
+async def test_the_persisted_offset_follows_delivery_not_the_write(processor: Processor) -> None:
     # Recovery reads the changelog from the persisted offset on: it may only move once the
     # records up to it are on the broker.
     table = OrdersTable(processor.orders)
