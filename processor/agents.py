@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 AGENT_CONCURRENCY = 1
 EXIT_STATE_LOST = 70  # EX_SOFTWARE
 REKEY_HEADER = "rekeyed-from"
+SLOW_BATCH_SECONDS = 0.5
 
 #: (table partition, order key)
 Slot = tuple[int, bytes]
@@ -125,9 +127,12 @@ class Pipeline:
         self.rekeyed_topic = processor.topics.rekeyed.get_topic_name()
 
     async def on_order_batch(self, events: Sequence[Any], *, may_rekey: bool) -> None:
+        started = time.perf_counter()
         outbox = Outbox()
         incoming = [self._parse(event.message, may_rekey=may_rekey) for event in events]
+        before_redis = time.perf_counter()
         lookups = await self._lookup_all(incoming)
+        redis = time.perf_counter() - before_redis
         batch = self._read(incoming)
         for item, lookup in zip(incoming, lookups, strict=True):
             self._handle(item, lookup, batch, outbox)
@@ -136,7 +141,19 @@ class Pipeline:
                 self.table.put_many(partition, values, outbox)
         except Exception:  # noqa: BLE001 - logged with its traceback, then the process exits
             _exit_state_lost("Cannot write the orders table")
+        before_kafka = time.perf_counter()
         await self._publish(outbox)
+        done = time.perf_counter()
+        self.metrics.batch_done(done - started)
+        if done - started > SLOW_BATCH_SECONDS:
+            # Every event of the batch waited this long: say where the time went.
+            log.warning(
+                "A batch of %d events took %.0f ms (Redis %.0f ms, handing to Kafka %.0f ms)",
+                len(events),
+                (done - started) * 1000,
+                redis * 1000,
+                (done - before_kafka) * 1000,
+            )
 
     def _read(self, incoming: Sequence[Incoming]) -> BatchOrders:
         wanted: dict[int, dict[bytes, None]] = defaultdict(dict)

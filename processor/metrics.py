@@ -23,6 +23,8 @@ class Metrics:
     contacts_upserted: int = 0
     contacts_deleted: int = 0
     redis_waits: int = 0
+    batches: int = 0
+    slowest_batch_ms: float = 0.0
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -38,4 +40,10 @@ class Metrics:
             "contactsUpserted": self.contacts_upserted,
             "contactsDeleted": self.contacts_deleted,
             "redisWaits": self.redis_waits,
+            "batches": self.batches,
+            "slowestBatchMs": round(self.slowest_batch_ms, 1),
         }
+
+    def batch_done(self, seconds: float) -> None:
+        self.batches += 1
+        self.slowest_batch_ms = max(self.slowest_batch_ms, seconds * 1000)

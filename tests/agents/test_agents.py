@@ -155,6 +155,8 @@ def owner(order_id: str) -> int:
 async def test_event_on_owning_partition_is_applied(processor: Processor, sent: Sent) -> None:
     async with processor.app.agents["orders"].test_context() as agent:
         await agent.put(created("o-1"), key=b"o-1", partition=owner("o-1"))
+    assert processor.metrics.batches == 1
+    assert processor.metrics.slowest_batch_ms > 0
     stored = processor.orders.get(b"o-1")
     assert stored["contactId"] == "c-1"
     assert stored["totalCost"] == "12.50"
@@ -299,3 +301,13 @@ async def test_outputs_go_to_the_partition_kafka_would_choose(
     for letter in letters:
         value = codec.dumps(letter["value"])
         assert letter["partition"] == partition_for(value, PARTITIONS)
+
+
+async def test_a_slow_batch_is_logged_with_its_waits(
+    processor: Processor, sent: Sent, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    monkeypatch.setattr(agents_module, "SLOW_BATCH_SECONDS", 0.0)
+    async with processor.app.agents["orders"].test_context() as agent:
+        await agent.put(created("o-10"), key=b"o-10", partition=owner("o-10"))
+    [warning] = [r for r in caplog.records if r.getMessage().startswith("A batch of 1 events")]
+    assert "Redis" in warning.getMessage() and "Kafka" in warning.getMessage()
