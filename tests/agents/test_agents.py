@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,6 +21,7 @@ from processor.contacts import Contact, Identifier, Lookup, Match, NoMatch
 from processor.outbox import Outbox, Output
 from processor.routing import partition_for
 from processor.settings import Settings, Store
+from tests.agents.support import close_unstarted_consumer
 
 PARTITIONS = 4
 
@@ -99,14 +100,16 @@ def directory() -> MemoryDirectory:
 
 
 @pytest.fixture
-def processor(directory: MemoryDirectory, tmp_path: Path) -> Processor:
+def processor(directory: MemoryDirectory, tmp_path: Path) -> Iterator[Processor]:
     settings = Settings(
         store=Store.MEMORY,
         data_dir=tmp_path,
         partitions=PARTITIONS,
         kafka_bootstrap_servers="127.0.0.1:1",  # never contacted: sends are captured below
     )
-    return create_app(settings, directory=cast(Any, directory))
+    processor = create_app(settings, directory=cast(Any, directory))
+    yield processor
+    close_unstarted_consumer(processor.app)
 
 
 @pytest.fixture
@@ -242,7 +245,7 @@ async def test_contacts_agent_upserts_deletes_and_dead_letters(
     assert reasons == ["invalid_contact", "malformed_json"]
 
 
-def test_every_agent_runs_at_concurrency_one(processor: Processor) -> None:
+async def test_every_agent_runs_at_concurrency_one(processor: Processor) -> None:
     # More than one actor per agent lets Faust commit past an in-flight event (faust #606).
     assert {name: agent.concurrency for name, agent in processor.app.agents.items()} == {
         "orders": 1,

@@ -3,6 +3,7 @@ what Faust reads back, where the changelog records go, and the offset Faust reco
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,13 @@ from processor.app import Processor, create_app
 from processor.outbox import Outbox
 from processor.settings import Settings, Store
 from processor.table import OrdersTable
+from tests.agents.support import close_unstarted_consumer
 
 PARTITIONS = 4
 
 
 @pytest.fixture
-async def processor(tmp_path: Path) -> Processor:
+async def processor(tmp_path: Path) -> AsyncIterator[Processor]:
     # Async, so that Faust's services take the test's event loop rather than leave one behind.
     settings = Settings(
         store=Store.ROCKSDB,
@@ -27,7 +29,9 @@ async def processor(tmp_path: Path) -> Processor:
         partitions=PARTITIONS,
         kafka_bootstrap_servers="127.0.0.1:1",  # never contacted
     )
-    return create_app(settings)
+    processor = create_app(settings)
+    yield processor
+    close_unstarted_consumer(processor.app)
 
 
 def order(order_id: str, version: int) -> dict[str, Any]:

@@ -15,10 +15,13 @@ async def test_the_worker_consumer_is_built_with_the_bounded_fetch_wait(tmp_path
     )
     app = processor.app
     assert isinstance(app.transport, transport.Transport)
-    thread = app.consumer._new_consumer_thread()
+    thread = app.consumer._thread
     consumer = thread._create_worker_consumer(app.transport)
     try:
+        assert isinstance(thread, transport.ConsumerThread)
         assert consumer._fetch_max_wait_ms == transport.FETCH_MAX_WAIT_MS
         assert transport.FETCH_MAX_WAIT_MS < 1500
     finally:
         await consumer.stop()
+        # The consumer thread makes its own event loop at once; it never ran, so close it here.
+        thread.thread_loop.close()
