@@ -112,15 +112,15 @@ class WorkerProcess:
 
     def stop(self, grace: float = 20.0) -> None:
         # SIGTERM first; a worker stuck in an agent crash loop may ignore it, hence SIGKILL.
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._log.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc is not None:
+            self._log.close()  # also when the worker had exited by itself
 
     def wait_log(self, text: str, timeout: float = 90.0, after: int = 0) -> None:
         """Wait for ``text`` to appear in the log (after byte offset ``after``)."""
