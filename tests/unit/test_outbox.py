@@ -54,42 +54,42 @@ def test_an_explicit_partition_needs_no_partition_count() -> None:
     assert list(outbox.by_partition({})) == [("rekeyed", 2)]
 
 
-def test_delivery_reports_the_last_offset_of_each_batch() -> None:
+def settled(result: Any = None, exc: BaseException | None = None) -> asyncio.Future[Any]:
+    """A batch's delivery future as aiokafka leaves it: done, with metadata or an error."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+    return future
+
+
+async def test_delivery_reports_the_last_offset_of_each_batch() -> None:
     outbox = Outbox()
     seen: list[int] = []
     outbox.on_delivered("changelog", 1, seen.append)
     failures: list[BaseException] = []
-    loop = asyncio.new_event_loop()
-    try:
-        future: asyncio.Future[Any] = loop.create_future()
-        future.set_result(SimpleNamespace(offset=40))
-        _on_batch_done(outbox, ("changelog", 1), 3, failures.append, future)
-        # A topic partition nobody asked about is delivered quietly.
-        other: asyncio.Future[Any] = loop.create_future()
-        other.set_result(SimpleNamespace(offset=7))
-        _on_batch_done(outbox, ("rfm", 0), 1, failures.append, other)
-    finally:
-        loop.close()
+    _on_batch_done(
+        outbox, ("changelog", 1), 3, failures.append, settled(SimpleNamespace(offset=40))
+    )
+    # A topic partition nobody asked about is delivered quietly.
+    _on_batch_done(outbox, ("rfm", 0), 1, failures.append, settled(SimpleNamespace(offset=7)))
     assert seen == [42]
     assert failures == []
 
 
 @pytest.mark.parametrize("cancel", [False, True])
-def test_a_batch_kafka_did_not_take_is_reported_as_a_failure(cancel: bool) -> None:
+async def test_a_batch_kafka_did_not_take_is_reported_as_a_failure(cancel: bool) -> None:
     outbox = Outbox()
     delivered: list[int] = []
     outbox.on_delivered("changelog", 0, delivered.append)
     failures: list[BaseException] = []
-    loop = asyncio.new_event_loop()
-    try:
-        future: asyncio.Future[Any] = loop.create_future()
-        if cancel:
-            future.cancel()
-        else:
-            future.set_exception(TimeoutError("no broker"))
-        _on_batch_done(outbox, ("changelog", 0), 5, failures.append, future)
-    finally:
-        loop.close()
+    if cancel:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.cancel()
+    else:
+        future = settled(exc=TimeoutError("no broker"))
+    _on_batch_done(outbox, ("changelog", 0), 5, failures.append, future)
     assert delivered == []
     [failure] = failures
     assert failure.__notes__ == ["a batch of 5 records for changelog[0]"]  # for the log
