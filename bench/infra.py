@@ -11,10 +11,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -42,18 +43,15 @@ class Servers:
 def servers(work_dir: Path) -> Iterator[Servers]:
     """Kafka and Redis from the environment, else local ones that are stopped on the way out."""
     with ExitStack() as stack:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-        kafka_source = "env"
-        if not bootstrap:
-            log("KAFKA_BOOTSTRAP_SERVERS not set: starting a local Kafka (deploy/local/kafka.sh)")
-            bootstrap = stack.enter_context(local_kafka(work_dir / "kafka"))
-            kafka_source = "local"
-        redis_url = os.environ.get("REDIS_URL", "")
-        redis_source = "env"
-        if not redis_url:
-            log("REDIS_URL not set: starting a local Redis (deploy/local/redis.sh)")
-            redis_url = stack.enter_context(local_redis(work_dir / "redis"))
-            redis_source = "local"
+
+        def pick(env_var: str, name: str, local: Callable[[Path], Any]) -> tuple[str, str]:
+            if address := os.environ.get(env_var, ""):
+                return address, "env"
+            log(f"{env_var} not set: starting a local {name} (deploy/local/{name.lower()}.sh)")
+            return stack.enter_context(local(work_dir / name.lower())), "local"
+
+        bootstrap, kafka_source = pick("KAFKA_BOOTSTRAP_SERVERS", "Kafka", local_kafka)
+        redis_url, redis_source = pick("REDIS_URL", "Redis", local_redis)
         yield Servers(bootstrap, redis_url, kafka_source, redis_source)
 
 
