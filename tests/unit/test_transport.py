@@ -1,19 +1,42 @@
-"""The worker's Kafka consumer waits at most FETCH_MAX_WAIT_MS on a fetch, not Faust's 1.5 s."""
+"""The worker's consumer: fetch wait bounded, and a cheap hand-over of each message to the streams.
+
+Faust's drain loop calls ``consumer.wait_first(callback(message), suspend_flow.wait())`` once per
+message; these tests call it the same way.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from processor import transport
 from processor.app import create_app
 from processor.settings import Settings, Store
+from tests.agents.support import close_unstarted_consumer
 
 
-async def test_the_worker_consumer_is_built_with_the_bounded_fetch_wait(tmp_path: Path) -> None:
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Any]:
     processor = create_app(
         Settings(store=Store.MEMORY, data_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1")
     )
-    app = processor.app
+    yield processor.app
+    close_unstarted_consumer(processor.app)
+
+
+@pytest.fixture
+async def consumer(app: Any) -> AsyncIterator[transport.Consumer]:
+    consumer = app.consumer
+    assert isinstance(consumer, transport.Consumer)
+    yield consumer
+
+
+async def test_the_worker_consumer_is_built_with_the_bounded_fetch_wait(app: Any) -> None:
     assert isinstance(app.transport, transport.Transport)
     thread = app.consumer._thread
     consumer = thread._create_worker_consumer(app.transport)
@@ -23,5 +46,75 @@ async def test_the_worker_consumer_is_built_with_the_bounded_fetch_wait(tmp_path
         assert transport.FETCH_MAX_WAIT_MS < 1500
     finally:
         await consumer.stop()
-        # The consumer thread makes its own event loop at once; it never ran, so close it here.
-        thread.thread_loop.close()
+
+
+async def test_a_callback_that_need_not_wait_runs_at_once_without_tasks(
+    consumer: transport.Consumer,
+) -> None:
+    ran: list[str] = []
+
+    async def callback(message: str) -> str:
+        ran.append(message)
+        return message.upper()
+
+    loop = asyncio.get_running_loop()
+    tasks_before = asyncio.all_tasks(loop)
+    suspended = consumer.suspend_flow.wait()
+    results = await consumer.wait_first(callback("m1"), suspended)
+
+    assert ran == ["m1"]
+    assert results.results == ["M1"] and not results.stopped
+    assert asyncio.all_tasks(loop) == tasks_before
+    assert inspect.getcoroutinestate(suspended) == inspect.CORO_CLOSED  # no warning left
+
+
+async def test_a_callback_that_waits_is_finished_and_its_result_returned(
+    consumer: transport.Consumer,
+) -> None:
+    room = asyncio.get_running_loop().create_future()
+
+    async def callback(message: str) -> str:
+        await room  # a full stream buffer, say
+        return message.upper()
+
+    waiting = asyncio.ensure_future(
+        consumer.wait_first(callback("m2"), consumer.suspend_flow.wait())
+    )
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    room.set_result(None)
+    results = await asyncio.wait_for(waiting, 5)
+    assert results.results == ["M2"] and not results.stopped
+
+
+async def test_a_waiting_callback_is_cancelled_when_the_flow_is_suspended(
+    consumer: transport.Consumer,
+) -> None:
+    cancelled = asyncio.Event()
+
+    async def callback() -> None:
+        try:
+            await asyncio.get_running_loop().create_future()  # never resolved
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    waiting = asyncio.ensure_future(consumer.wait_first(callback(), consumer.suspend_flow.wait()))
+    await asyncio.sleep(0.01)
+    consumer.suspend_flow.set()  # what a rebalance does
+    results = await asyncio.wait_for(waiting, 5)
+    assert results.results == [True]  # the suspension won
+    await asyncio.wait_for(cancelled.wait(), 5)
+
+
+@pytest.mark.parametrize("waits_first", [False, True])
+async def test_a_callback_error_reaches_the_drain_loop(
+    consumer: transport.Consumer, waits_first: bool
+) -> None:
+    async def callback() -> None:
+        if waits_first:
+            await asyncio.sleep(0)
+        raise ValueError("broken callback")
+
+    with pytest.raises(ValueError, match="broken callback"):
+        await consumer.wait_first(callback(), consumer.suspend_flow.wait())
