@@ -41,6 +41,11 @@ class Processor:
 
 ORDERS_TABLE = "orders"
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+STREAM_BUFFER = 4096  # Faust's default
+#: Records per poll. Faust stops fetching a partition once its stream buffer is 4/5 full, but
+#: puts a whole poll into it: unbounded, a poll (1 MiB a partition) overflowed the buffer and
+#: every message after that waited for room through a task of its own (bench/PROFILE.md).
+MAX_POLL_RECORDS = 500
 
 
 def rocksdb_options(settings: Settings) -> dict[str, int]:
@@ -80,6 +85,8 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+        broker_max_poll_records=MAX_POLL_RECORDS,
+        stream_buffer_maxsize=STREAM_BUFFER,
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,
         # A dead letter carries its event in base64 (4/3 of it) plus the reason: it must fit in

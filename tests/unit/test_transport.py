@@ -1,4 +1,5 @@
-"""The worker's consumer: fetch wait bounded, and a cheap hand-over of each message to the streams.
+"""The worker's consumer: fetch wait bounded, polls that fit the stream buffer, and a cheap
+hand-over of each message to the streams.
 
 Faust's drain loop calls ``consumer.wait_first(callback(message), suspend_flow.wait())`` once per
 message; these tests call it the same way.
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mode.utils.queues import FlowControlQueue
 
 from processor import transport
 from processor.app import create_app
@@ -118,3 +120,11 @@ async def test_a_callback_error_reaches_the_drain_loop(
 
     with pytest.raises(ValueError, match="broken callback"):
         await consumer.wait_first(callback(), consumer.suspend_flow.wait())
+
+
+def test_a_whole_poll_fits_in_the_stream_buffer_once_fetching_stops(app: Any) -> None:
+    # Faust pauses a partition when its stream buffer reaches maxsize / pressure_high_ratio, and
+    # then still puts the rest of the poll in: that rest must fit, or each message waits for room.
+    maxsize = app.conf.stream_buffer_maxsize
+    paused_at = maxsize / FlowControlQueue.pressure_high_ratio
+    assert 0 < app.conf.broker_max_poll_records <= maxsize - paused_at
