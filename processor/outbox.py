@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from processor.routing import partition_for
+from processor.routing import partition_for, partition_of
 
 Headers = tuple[tuple[str, bytes], ...]
 #: Called with the offset of the last record this batch wrote to one topic partition.
@@ -73,8 +73,11 @@ class Outbox:
         for record in self.records:
             partition = record.partition
             if partition is None:
-                by = record.key if record.key is not None else (record.value or b"")
-                partition = partition_for(by, partitions[record.topic])
+                count = partitions[record.topic]
+                if record.key is not None:
+                    partition = partition_for(record.key, count)
+                else:
+                    partition = partition_of(record.value or b"", count)
             groups[(record.topic, partition)].append(record)
         return groups
 

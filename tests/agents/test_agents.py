@@ -19,7 +19,7 @@ from processor import codec
 from processor.app import Processor, create_app
 from processor.contacts import Contact, Identifier, Lookup, Match, NoMatch
 from processor.outbox import Outbox, Output
-from processor.routing import partition_for
+from processor.routing import partition_for, partition_of
 from processor.settings import Settings, Store
 from tests.agents.support import close_unstarted_consumer
 
@@ -303,7 +303,7 @@ async def test_outputs_go_to_the_partition_kafka_would_choose(
     assert len(letters) == 2
     for letter in letters:
         value = codec.dumps(letter["value"])
-        assert letter["partition"] == partition_for(value, PARTITIONS)
+        assert letter["partition"] == partition_of(value, PARTITIONS)
 
 
 async def test_a_slow_batch_is_logged_with_its_waits(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import topics
 from processor.contacts import ID, KNOWN_FIELDS
 from processor.errors import ConfigError
 from processor.events import ITEM_FIELDS
-from processor.routing import partition_for
+from processor.routing import partition_for, partition_of
 from processor.settings import MismatchPolicy, Settings, Store, describe
 
 SCHEMA_DIR = Path(topics.__file__).resolve().parent / "schemas"
@@ -308,11 +309,16 @@ JAVA_MURMUR2 = {
 }
 
 
+@pytest.mark.parametrize("route", [partition_for, partition_of], ids=["cached", "uncached"])
 @pytest.mark.parametrize("key", sorted(JAVA_MURMUR2))
 @pytest.mark.parametrize("partitions", [1, 3, 4, 12, 100])
-def test_partition_for_matches_the_java_client(key: bytes, partitions: int) -> None:
+def test_partition_for_matches_the_java_client(
+    route: Callable[[bytes, int], int], key: bytes, partitions: int
+) -> None:
     # Java: Utils.toPositive(Utils.murmur2(key)) % numPartitions
-    assert partition_for(key, partitions) == (JAVA_MURMUR2[key] & 0x7FFFFFFF) % partitions
+    java = (JAVA_MURMUR2[key] & 0x7FFFFFFF) % partitions
+    assert route(key, partitions) == java
+    assert route(key, partitions) == java  # again: from the cache, for partition_for
 
 
 @pytest.mark.parametrize(
