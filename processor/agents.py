@@ -191,7 +191,7 @@ class Pipeline:
                 # orderDelivered / orderCancelled need no lookup: the order knows its contact.
                 item.identifiers = contacts.identifiers(event.params, self.id_order)
         except Rejected as rejected:
-            item.rejected = rejected
+            item.rejected = rejected.detached()
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not lose the event
             item.rejected = self._bug(exc, item)
         return item
@@ -213,9 +213,11 @@ class Pipeline:
             return [None] * len(batch)
 
     def _handle(self, item: Incoming, lookup: Lookup, batch: BatchOrders, outbox: Outbox) -> None:
+        if item.rejected is not None:
+            # Not raised: that would give it a traceback again (see Rejected.detached).
+            self._dead_letter(item.rejected, item, outbox)
+            return
         try:
-            if item.rejected is not None:
-                raise item.rejected
             if item.rekey_to is not None:
                 self._rekey(item, outbox)
                 return
