@@ -38,7 +38,7 @@ async def consumer(app: Any) -> AsyncIterator[transport.Consumer]:
     yield consumer
 
 
-async def test_the_worker_consumer_is_built_with_the_bounded_fetch_wait(app: Any) -> None:
+async def test_the_worker_consumer_is_built_with_the_bounded_and_batched_fetch(app: Any) -> None:
     assert isinstance(app.transport, transport.Transport)
     thread = app.consumer._thread
     consumer = thread._create_worker_consumer(app.transport)
@@ -46,6 +46,7 @@ async def test_the_worker_consumer_is_built_with_the_bounded_fetch_wait(app: Any
         assert isinstance(thread, transport.ConsumerThread)
         assert consumer._fetch_max_wait_ms == transport.FETCH_MAX_WAIT_MS
         assert transport.FETCH_MAX_WAIT_MS < 1500
+        assert consumer._fetch_min_bytes == transport.FETCH_MIN_BYTES > 1
     finally:
         await consumer.stop()
 
