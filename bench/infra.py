@@ -69,6 +69,8 @@ class Deployment:
     partitions: int
     tag: str = field(default_factory=lambda: new_tag())
     web_port: int = field(default_factory=free_port)
+    #: PROCESSOR_* settings given on the command line; every other one is the default.
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -103,7 +105,8 @@ class Deployment:
         return self.work_dir / "worker.log"
 
     def worker_env(self) -> dict[str, str]:
-        """The worker's environment: default settings except names, files and port."""
+        """The worker's environment: default settings except names, files, port and those
+        given with ``--worker-setting``."""
         inherited = {
             k: v
             for k, v in os.environ.items()
@@ -120,6 +123,7 @@ class Deployment:
             "PROCESSOR_WEB_PORT": str(self.web_port),
             "PROCESSOR_PARTITIONS": str(self.partitions),
             **{spec.env: self.topic(role) for role, spec in topics.load_contract({}).items()},
+            **self.settings,
         }
 
     def create_topics(self) -> None:

@@ -146,6 +146,11 @@ def table(result: dict[str, Any]) -> str:
         f"  {m['cores']} cores, {m['memoryGb']} GB, Python {m['python']}, "
         f"faust-streaming {m['versions']['faust-streaming']}, "
         f"aiokafka {m['versions']['aiokafka']}",
+    ]
+    if p.get("workerSettings"):
+        settings = " ".join(f"{k}={v}" for k, v in p["workerSettings"].items())
+        lines.append(f"  worker settings: {settings} (the rest default)")
+    lines += [
         "",
         f"  {'phase':<36}{'events':>12}{'seconds':>10}{'events/s':>12}",
     ]

@@ -54,6 +54,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="0.5,0.8",
         help="load levels of phase 3, as fractions of the worker's phase-2 rate",
     )
+    parser.add_argument(
+        "--level-base",
+        type=float,
+        default=None,
+        metavar="EVENTS_PER_S",
+        help="events/s the levels are fractions of, instead of the phase-2 rate: the same "
+        "load for runs to compare (phase 2 varies by 10%% or more between runs)",
+    )
+    parser.add_argument(
+        "--worker-setting",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="NAME=VALUE",
+        help="a PROCESSOR_* setting for the worker, to measure it against the default "
+        "(repeatable; the result records it)",
+    )
     parser.add_argument("--partitions", type=int, default=4, help="partitions of every topic")
     parser.add_argument("--seed", type=int, default=loadgen.DEFAULT_SEED, help="load seed")
     parser.add_argument("--bad-ratio", type=float, default=0.05, help="share of bad events")
@@ -77,7 +94,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--events, --contacts and --partitions must be at least 1")
     if not 0 <= args.bad_ratio < 1:
         parser.error("--bad-ratio must be in [0, 1)")
+    if args.level_base is not None and args.level_base <= 0:
+        parser.error("--level-base must be positive")
     return args
+
+
+#: Settings every run sets to its own names, files and port (see Deployment.worker_env).
+RUN_SETTINGS = (
+    "PROCESSOR_APP_ID",
+    "PROCESSOR_DATA_DIR",
+    "PROCESSOR_WEB_PORT",
+    "PROCESSOR_PARTITIONS",
+)
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("PROCESSOR_"):
+        raise argparse.ArgumentTypeError(
+            "NAME=VALUE with a PROCESSOR_* name (`python -m processor.cli settings` lists them)"
+        )
+    if name in RUN_SETTINGS:
+        raise argparse.ArgumentTypeError(f"{name} is set by the run itself")
+    return name, value
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -101,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     try:
         with servers(work_dir) as srv:
-            deployment = Deployment(srv, work_dir, args.partitions, tag=tag)
+            deployment = Deployment(
+                srv, work_dir, args.partitions, tag=tag, settings=dict(args.worker_setting)
+            )
             result = run(args, deployment)
     except KeyboardInterrupt:
         log("interrupted")
@@ -141,6 +182,8 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
             "seed": args.seed,
             "badRatio": args.bad_ratio,
             "eventBytes": args.event_bytes,
+            "levelBase": args.level_base,
+            "workerSettings": dict(args.worker_setting),
         },
         "machine": report.machine(_redis_version(srv)),
         "servers": {"kafka": srv.kafka_source, "redis": srv.redis_source},
@@ -176,7 +219,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
         }
 
         # -- phase 3 --
-        rate = worker_run.throughput.per_second
+        rate = args.level_base or worker_run.throughput.per_second
         if args.latency_seconds > 0 and rate > 0:
             for fraction in args.levels:
                 log(f"phase 3: {fraction:.0%} of {rate:,.0f} events/s")

@@ -1,0 +1,52 @@
+"""The benchmark's options for comparing runs: a fixed load base and worker settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.infra import Deployment, Servers
+from bench.run import parse_args
+
+
+def test_by_default_levels_follow_phase_2_and_the_worker_runs_on_defaults() -> None:
+    args = parse_args([])
+    assert args.level_base is None
+    assert args.worker_setting == []
+
+
+def test_a_worker_setting_reaches_the_worker_and_the_run_keeps_its_own_names(
+    tmp_path: Path,
+) -> None:
+    args = parse_args(
+        [
+            "--level-base",
+            "1100",
+            "--worker-setting",
+            "PROCESSOR_BATCH_WAIT_MS=20",
+            "--worker-setting",
+            "PROCESSOR_BATCH_SIZE=100",
+        ]
+    )
+    assert args.level_base == 1100
+    servers = Servers("127.0.0.1:9092", "redis://127.0.0.1:6379/0", "env", "env")
+    deployment = Deployment(servers, tmp_path, 4, settings=dict(args.worker_setting))
+    env = deployment.worker_env()
+    assert env["PROCESSOR_BATCH_WAIT_MS"] == "20"
+    assert env["PROCESSOR_BATCH_SIZE"] == "100"
+    assert env["PROCESSOR_APP_ID"] == deployment.app_id
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--worker-setting", "PROCESSOR_APP_ID=mine"],  # the run's own name
+        ["--worker-setting", "REDIS_URL=redis://elsewhere"],  # not a worker setting
+        ["--worker-setting", "PROCESSOR_BATCH_SIZE"],  # no value
+        ["--level-base", "0"],
+    ],
+)
+def test_options_that_would_misdirect_the_run_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(argv)
