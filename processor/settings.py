@@ -113,7 +113,9 @@ class Settings:
     )
     batch_wait_ms: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_BATCH_WAIT_MS",
-        5,
+        # 5 ms made batches of a few events under a steady load, each paying a Redis round trip
+        # and a publish: at 2,000 events/s, 15 ms cut the p99 from ~220 to ~140 ms (bench).
+        15,
         "Longest wait, in ms, for a batch to fill: the latency added at low load.",
     )
     contact_cache_size: int = _setting(  # type: ignore[assignment]
