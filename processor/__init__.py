@@ -13,7 +13,7 @@ Module map (one concern each):
     routing      which partition owns an order: murmur2, as Kafka's clients (pure)
     table        the orders table read and written a batch at a time (RocksDB, changelog)
     outbox       a batch's output records, sent as whole Kafka record batches
-    transport    Faust's Kafka transport with the consumer's fetch wait bounded
+    transport    Faust's Kafka transport: bounded, batched fetches; a cheap per-message hand-over
     app          builds the Faust app: topics, table, agents, views
     agents       the thin agents that wire topics, table and Redis to the pure functions
     metrics      the worker's counters (dashboard, /api/stats)
