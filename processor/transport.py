@@ -68,10 +68,6 @@ class _Started:
                 return stop.value
 
 
-async def _finish(started: _Started) -> Any:
-    return await started
-
-
 class ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -106,7 +102,7 @@ class Consumer(driver.Consumer):
             raise
         # It waits (a full stream buffer, flow control, the producer's buffer): race it against
         # the suspension, as Faust does.
-        return await super().wait_first(_finish(_Started(work, pending)), suspended)
+        return await super().wait_first(_Started(work, pending), suspended)
 
 
 class Transport(driver.Transport):

@@ -33,6 +33,7 @@ def app(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 async def consumer(app: Any) -> AsyncIterator[transport.Consumer]:
+    # Async on purpose: Faust makes the consumer on first use, on the loop running then.
     consumer = app.consumer
     assert isinstance(consumer, transport.Consumer)
     yield consumer
