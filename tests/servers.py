@@ -24,12 +24,22 @@ def free_port() -> int:
 
 @cache
 def docker_answers() -> bool:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        # No daemon's socket: the SDK's failed connect would leave its own socket open.
+        return False
     try:
         import docker  # type: ignore[import-untyped]
 
-        docker.from_env(timeout=3).ping()
+        client = docker.from_env(timeout=3)
     except Exception:
         return False
+    try:
+        client.ping()
+    except Exception:
+        return False
+    finally:
+        client.close()  # its socket to the Docker daemon, left open it warns at exit
     return True
 
 
