@@ -60,6 +60,16 @@ def new_tag() -> str:
     return f"{time.strftime('%m%d%H%M%S')}{uuid.uuid4().hex[:4]}"
 
 
+#: The worker settings every run sets to its own names, files and port (``--worker-setting``
+#: cannot change them): see :meth:`Deployment.worker_env`.
+RUN_SETTINGS = (
+    "PROCESSOR_APP_ID",
+    "PROCESSOR_DATA_DIR",
+    "PROCESSOR_WEB_PORT",
+    "PROCESSOR_PARTITIONS",
+)
+
+
 @dataclass
 class Deployment:
     """The names of one run: topics, consumer groups, Redis prefix, worker files."""
@@ -118,13 +128,13 @@ class Deployment:
             "KAFKA_BOOTSTRAP_SERVERS": self.servers.bootstrap,
             "REDIS_URL": self.servers.redis_url,
             "REDIS_KEY_PREFIX": self.redis_prefix,
-            "PROCESSOR_APP_ID": self.app_id,
-            "PROCESSOR_DATA_DIR": str(self.data_dir),
-            "PROCESSOR_WEB_PORT": str(self.web_port),
-            "PROCESSOR_PARTITIONS": str(self.partitions),
+            **dict(zip(RUN_SETTINGS, self._run_values(), strict=True)),
             **{spec.env: self.topic(role) for role, spec in topics.load_contract({}).items()},
             **self.settings,
         }
+
+    def _run_values(self) -> tuple[str, ...]:
+        return (self.app_id, str(self.data_dir), str(self.web_port), str(self.partitions))
 
     def create_topics(self) -> None:
         """The contract's topics under this run's names, by the processor's own command."""

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from bench import latency, loadgen, phases, report
-from bench.infra import Deployment, Offsets, Servers, log, new_tag, servers
+from bench.infra import RUN_SETTINGS, Deployment, Offsets, Servers, log, new_tag, servers
 from bench.worker import Worker
 
 HERE = Path(__file__).resolve().parent
@@ -97,15 +97,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.level_base is not None and args.level_base <= 0:
         parser.error("--level-base must be positive")
     return args
-
-
-#: Settings every run sets to its own names, files and port (see Deployment.worker_env).
-RUN_SETTINGS = (
-    "PROCESSOR_APP_ID",
-    "PROCESSOR_DATA_DIR",
-    "PROCESSOR_WEB_PORT",
-    "PROCESSOR_PARTITIONS",
-)
 
 
 def _setting(text: str) -> tuple[str, str]:

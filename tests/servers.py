@@ -32,14 +32,12 @@ def docker_answers() -> bool:
         import docker  # type: ignore[import-untyped]
 
         client = docker.from_env(timeout=3)
+        try:
+            client.ping()
+        finally:
+            client.close()  # its socket to the Docker daemon, left open it warns at exit
     except Exception:
         return False
-    try:
-        client.ping()
-    except Exception:
-        return False
-    finally:
-        client.close()  # its socket to the Docker daemon, left open it warns at exit
     return True
 
 

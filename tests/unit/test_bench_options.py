@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.infra import Deployment, Servers
+from bench.infra import RUN_SETTINGS, Deployment, Servers
 from bench.run import parse_args
 
 
@@ -36,6 +36,12 @@ def test_a_worker_setting_reaches_the_worker_and_the_run_keeps_its_own_names(
     assert env["PROCESSOR_BATCH_WAIT_MS"] == "20"
     assert env["PROCESSOR_BATCH_SIZE"] == "100"
     assert env["PROCESSOR_APP_ID"] == deployment.app_id
+
+
+def test_the_settings_a_run_sets_itself_are_the_ones_refused(tmp_path: Path) -> None:
+    servers = Servers("127.0.0.1:9092", "redis://127.0.0.1:6379/0", "env", "env")
+    env = Deployment(servers, tmp_path, 4).worker_env()
+    assert {name for name in env if name.startswith("PROCESSOR_")} == set(RUN_SETTINGS)
 
 
 @pytest.mark.parametrize(

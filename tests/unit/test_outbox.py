@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from processor.outbox import Outbox, _builders, _on_batch_done
-from processor.routing import partition_for
+from processor.routing import partition_for, partition_of
 
 
 def test_records_group_by_topic_partition_in_the_order_added() -> None:
@@ -42,8 +42,8 @@ def test_an_unkeyed_record_goes_by_its_value_so_a_repeat_lands_beside_it() -> No
     outbox.add("dlq", None, b"letter-b")
     groups = outbox.by_partition({"dlq": 4})
     where = {r.value: p for (_, p), records in groups.items() for r in records}
-    assert where[b"letter-a"] == partition_for(b"letter-a", 4)
-    assert where[b"letter-b"] == partition_for(b"letter-b", 4)
+    assert where[b"letter-a"] == partition_of(b"letter-a", 4)
+    assert where[b"letter-b"] == partition_of(b"letter-b", 4)
     assert sum(len(records) for records in groups.values()) == 3
 
 
