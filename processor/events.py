@@ -38,12 +38,14 @@ class Status(StrEnum):
 
 #: Params with a meaning of their own; every other param is kept on the order as it came.
 ORDER_FIELDS = ("externalOrderId", "totalCost", "status", "date", "currency", "items")
+_ORDER_FIELD_SET = frozenset(ORDER_FIELDS)
 #: What orderCreated (and an orderUpdated that creates) must carry besides a contact identifier.
 REQUIRED_TO_CREATE = ("totalCost", "status", "date")
 ITEM_FIELDS = ("externalItemId", "name", "quantity", "cost", "url", "imageUrl")
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
-_SCALAR = (str, int, float, bool, type(None))
+#: Item fields that must be text; an integer is taken and written as its digits.
+_ITEM_TEXT = ("externalItemId", "name", "url", "imageUrl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,7 @@ def _order_event(
         date=_date(params),
         currency=_text(params, "currency"),
         items=_items(params),
-        extra={k: v for k, v in params.items() if k not in ORDER_FIELDS},
+        extra={k: v for k, v in params.items() if k not in _ORDER_FIELD_SET},
         params=params,
     )
 
@@ -132,9 +134,9 @@ def _params(value: object) -> dict[str, Any]:
         raise Rejected(Reason.INVALID_EVENT, "params is missing or not an array")
     params: dict[str, Any] = {}
     for index, param in enumerate(value):
-        if not isinstance(param, dict) or not isinstance(param.get("name"), str):
+        name = param.get("name") if type(param) is dict else None
+        if type(name) is not str:
             raise Rejected(Reason.INVALID_EVENT, f"params[{index}] is not a {{name, value}} object")
-        name = param["name"]
         if name in params:
             # Two values for one name leave the order ambiguous (two totals?): refuse to guess.
             raise Rejected(Reason.INVALID_EVENT, f"param {name!r} is given twice")
@@ -210,23 +212,26 @@ def _items(params: Mapping[str, Any]) -> tuple[dict[str, Any], ...] | None:
 
 
 def _item(index: int, item: object) -> dict[str, Any]:
-    if not isinstance(item, dict):
+    # Exact type checks (``type(x) is``) throughout: the item comes from orjson, which makes
+    # only exact dicts, lists, strs, ints, floats and bools, and this runs for every item.
+    if type(item) is not dict:
         raise Rejected(Reason.INVALID_ITEM, f"items[{index}] is not an object")
     for name in ITEM_FIELDS:
-        if item.get(name) is None or item.get(name) == "":
+        value = item.get(name)
+        if value is None or value == "":
             raise Rejected(Reason.INVALID_ITEM, f"items[{index}].{name} is missing")
-    for name in ("externalItemId", "name", "url", "imageUrl"):
-        value = item[name]
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
+    out = dict(item)
+    for name in _ITEM_TEXT:
+        kind = type(out[name])
+        if kind is int:
+            out[name] = str(out[name])
+        elif kind is not str:
             raise Rejected(Reason.INVALID_ITEM, f"items[{index}].{name} must be a string")
-    # Nesting is kept to the second level (items array, item object): anything deeper stays a
-    # serialized JSON string, as the Generate-event API does.
-    out = {
-        name: value if isinstance(value, _SCALAR) else orjson.dumps(value).decode()
-        for name, value in item.items()
-    }
-    for name in ("externalItemId", "name", "url", "imageUrl"):
-        out[name] = str(out[name])
+    for name, value in item.items():
+        if type(value) is dict or type(value) is list:
+            # Nesting is kept to the second level (items array, item object): anything deeper
+            # stays a serialized JSON string, as the Generate-event API does.
+            out[name] = orjson.dumps(value).decode()
     quantity = codec.to_decimal(item["quantity"])
     if quantity is None or quantity <= 0:
         raise Rejected(Reason.INVALID_ITEM, f"items[{index}].quantity must be a positive number")
