@@ -14,6 +14,7 @@ Module map (one concern each):
     table        the orders table read and written a batch at a time (RocksDB, changelog)
     outbox       a batch's output records, sent as whole Kafka record batches
     transport    Faust's Kafka transport: bounded, batched fetches; a cheap per-message hand-over
+    streams      Faust's stream taken a batch at a time, acked when the batch is done
     app          builds the Faust app: topics, table, agents, views
     agents       the thin agents that wire topics, table and Redis to the pure functions
     metrics      the worker's counters (dashboard, /api/stats)

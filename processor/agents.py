@@ -4,14 +4,14 @@ Every record is read as raw bytes and parsed here, so that nothing can make an a
 Faust acks a message whose agent raised, which would lose it silently. Whatever the rules drop,
 and whatever our own code fails on, becomes a dead letter.
 
-Order events are taken in batches (``stream.take_events``), and each batch costs a fixed number
-of round trips whatever its size: one Redis lookup for its contacts, one table read and one
-table write per partition (:mod:`processor.table`), and one publish of all its outputs and
-changelog records (:mod:`processor.outbox`). In between, each event is applied in order with no
-await. Faust commits offsets only after flushing the producer, so no commit can get ahead of an
-output. What cannot be kept (the table unwritable, Kafka refusing records past the producer's
-retries) ends the process at once (:data:`EXIT_STATE_LOST`): its events stay uncommitted and
-are consumed again after the restart.
+Order events are taken in batches (:meth:`processor.streams.Stream.batches`), and each batch
+costs a fixed number of round trips whatever its size: one Redis lookup for its contacts, one
+table read and one table write per partition (:mod:`processor.table`), and one publish of all
+its outputs and changelog records (:mod:`processor.outbox`). In between, each event is applied
+in order with no await. A batch is acked only once it is done, and Faust commits offsets only
+after flushing the producer, so no commit can get ahead of an output. What cannot be kept (the
+table unwritable, Kafka refusing records past the producer's retries) ends the process at once
+(:data:`EXIT_STATE_LOST`): its events stay uncommitted and are consumed again after the restart.
 
 Each agent runs at concurrency 1: with more, Faust can commit an offset past an event that is
 still in flight (faust-streaming #606).
@@ -352,12 +352,12 @@ def register(processor: Processor) -> Pipeline:
 
     @app.agent(processor.topics.events, name="orders", concurrency=AGENT_CONCURRENCY)
     async def orders(stream: Any) -> None:
-        async for events in stream.take_events(batch, within=within):
+        async for events in stream.batches(batch, within):
             await pipeline.on_order_batch(events, may_rekey=True)
 
     @app.agent(processor.topics.rekeyed, name="orders-rekeyed", concurrency=AGENT_CONCURRENCY)
     async def orders_rekeyed(stream: Any) -> None:
-        async for events in stream.take_events(batch, within=within):
+        async for events in stream.batches(batch, within):
             await pipeline.on_order_batch(events, may_rekey=False)
 
     @app.agent(processor.topics.contacts, name="contacts", concurrency=AGENT_CONCURRENCY)

@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from processor import codec, transport
+from processor import codec, streams, transport
 from processor.directory import ContactCache, ContactDirectory
 from processor.metrics import Metrics
 from processor.outbox import KafkaPublisher, Publisher
@@ -88,6 +88,7 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         broker_max_poll_records=MAX_POLL_RECORDS,
         stream_buffer_maxsize=STREAM_BUFFER,
+        Stream=streams.Stream,
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,
         # A dead letter carries its event in base64 (4/3 of it) plus the reason: it must fit in

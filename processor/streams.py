@@ -1,0 +1,119 @@
+"""Faust's stream, taken a batch at a time.
+
+Faust's ``Stream.take_events`` fills its batch from a background task that iterates the stream
+one event at a time: per event a hop through the event loop (``sleep(0)``), a coroutine for the
+buffering processor, and, when the batch is handed back, one ack coroutine. On a worker draining
+thousands of events a second that was ~10% of its CPU (bench/PROFILE.md). :meth:`Stream.batches`
+gives the agent the same batches straight from the channel's queue, doing per event only what
+the stream itself does: drop events of an earlier consumer generation (a rebalance happened after
+they were fetched), track the message for acks, run the stream's processors (Faust's agent test
+wrapper installs one), and tell the sensors.
+
+It also acks differently, on purpose: a batch is acked once the agent comes back for the next
+one, never when the agent is cancelled half-way through it (``take_events`` acks in a
+``finally``, so a shutdown in the middle of a batch could commit events whose outputs were never
+sent). Unacked events are consumed again after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+from faust.exceptions import Skip
+from mode.utils.futures import maybe_async
+
+
+class Stream(faust.Stream):
+    """The stream class of the app (Faust's ``Stream`` setting): Faust's, plus :meth:`batches`."""
+
+    async def batches(self, size: int, within: float) -> AsyncIterator[list[Any]]:
+        """Lists of up to ``size`` events (``faust.Event``), each yielded at most ``within``
+        seconds after its first event arrived; the last one when the agent stops.
+
+        For a stream over one channel, as an agent's is. The events of a batch are acked when
+        the caller asks for the next batch.
+        """
+        channel: Any = aiter(self.channel)  # the iterator clone the conductor delivers to
+        queue = channel.queue
+        loop = asyncio.get_running_loop()
+        started = await self.maybe_start()
+        taken: list[tuple[Any, Any]] = []  # (event, sensor state)
+        deadline = 0.0
+        ended = False
+        try:
+            while not ended and not self.should_stop:
+                try:
+                    if not taken:
+                        # Nothing in hand: wait as long as it takes.
+                        await self._take(await queue.get(), taken)
+                        deadline = loop.time() + within
+                    while len(taken) < size and not self.should_stop:
+                        if not queue.empty():
+                            await self._take(queue.get_nowait(), taken)
+                            continue
+                        remaining = deadline - loop.time()
+                        if remaining <= 0:
+                            break
+                        item = await self._wait(queue, remaining)
+                        if item is None:
+                            break
+                        await self._take(item, taken)
+                except StopAsyncIteration:
+                    # How Faust stops an agent: thrown into its channel's queue. The batch in
+                    # hand is still given (and acked once done), as Faust's take_events does.
+                    ended = True
+                if not taken:
+                    continue  # nothing came, or every event was skipped
+                events = [event for event, _ in taken]
+                self.events_total += len(events)
+                yield events
+                # Back for more: the batch is done.
+                for event, state in taken:
+                    self._ack(event, state)
+                taken = []
+        finally:
+            if started:
+                await self.stop()
+                self.service_reset()
+
+    @staticmethod
+    async def _wait(queue: Any, seconds: float) -> Any:
+        """The next event, or None when ``seconds`` pass first."""
+        try:
+            async with asyncio.timeout(seconds):
+                return await queue.get()
+        except TimeoutError:
+            # The get was cancelled before it took anything: an event that came at the same
+            # moment stays in the queue for the next batch.
+            return None
+
+    async def _take(self, event: Any, taken: list[tuple[Any, Any]]) -> None:
+        app = self.app
+        message = event.message
+        if not app.flow_control.is_active() or message.generation_id != app.consumer_generation_id:
+            # Fetched before a rebalance: the new assignment reads it again from the committed
+            # offset. Not acked, as Faust's stream does not ack it either.
+            return
+        if not message.tracked and app.topics.acks_enabled_for(message.topic):
+            message.tracked = True
+            app.consumer.track_message(message)
+        state = app.sensors.on_stream_event_in(message.tp, message.offset, self, event)
+        if self._processors:  # none of ours; Faust's agent test wrapper installs one
+            value = event.value
+            try:
+                for processor in self._processors:
+                    value = await maybe_async(processor(value))
+            except Skip:
+                self._ack(event, state)
+                return
+        taken.append((event, state))
+
+    def _ack(self, event: Any, state: Any) -> None:
+        message = event.message
+        last = event.ack()
+        self.app.sensors.on_stream_event_out(message.tp, message.offset, self, event, state)
+        if last:
+            self.app.sensors.on_message_out(message.tp, message.offset, message)

@@ -1,0 +1,151 @@
+"""processor.streams.Stream.batches in Faust's in-memory agent test context.
+
+An agent of a bare Faust app (our Stream class) records each batch it is given and, when told
+to, holds it, so a test can look at the acks while the batch is in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import pytest
+from faust.exceptions import Skip
+
+from processor.streams import Stream
+from tests.agents.support import close_unstarted_consumer
+
+
+@dataclass
+class Recorder:
+    batches: list[list[bytes]] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+    #: Cleared: the agent holds each batch until it is set.
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.release.set()
+
+
+@pytest.fixture
+def app() -> Iterator[faust.App]:
+    app = faust.App(
+        "test-streams",
+        broker="kafka://127.0.0.1:1",  # never contacted: the test context feeds the agent
+        store="memory://",
+        Stream=Stream,
+        autodiscover=False,
+    )
+    yield app
+    close_unstarted_consumer(app)
+
+
+def batcher(app: faust.App, size: int, within: float, name: str = "batcher") -> Recorder:
+    recorder = Recorder()
+
+    @app.agent(app.topic("events", value_serializer="raw"), name=name)
+    async def agent(stream: Any) -> None:
+        async for events in stream.batches(size, within):
+            recorder.batches.append([event.value for event in events])
+            recorder.events.extend(events)
+            await recorder.release.wait()
+
+    return recorder
+
+
+async def settled(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the agent did not get there in time")
+
+
+async def test_what_has_arrived_is_one_batch_of_at_most_size(app: faust.App) -> None:
+    recorder = batcher(app, size=2, within=0.01)
+    async with app.agents["batcher"].test_context() as agent:
+        for value in (b"1", b"2", b"3", b"4", b"5"):
+            await agent.put(value, wait=False)
+        await settled(lambda: sum(map(len, recorder.batches)) == 5)
+    assert recorder.batches == [[b"1", b"2"], [b"3", b"4"], [b"5"]]
+
+
+async def test_a_batch_that_does_not_fill_comes_after_the_wait(app: faust.App) -> None:
+    recorder = batcher(app, size=100, within=0.01)
+    async with app.agents["batcher"].test_context() as agent:
+        await agent.put(b"alone")
+        await settled(lambda: recorder.batches == [[b"alone"]])
+        await agent.put(b"later")
+        await settled(lambda: len(recorder.batches) == 2)
+    assert recorder.batches == [[b"alone"], [b"later"]]
+
+
+async def test_a_batch_is_acked_when_the_agent_comes_back_for_the_next(app: faust.App) -> None:
+    recorder = batcher(app, size=10, within=0.01)
+    recorder.release.clear()
+    async with app.agents["batcher"].test_context() as agent:
+        await agent.put(b"a", wait=False)
+        await agent.put(b"b", wait=False)
+        await settled(lambda: recorder.batches == [[b"a", b"b"]])
+        await asyncio.sleep(0.05)  # the agent is holding the batch
+        assert [event.message.acked for event in recorder.events] == [False, False]
+        recorder.release.set()
+        await settled(lambda: all(event.message.acked for event in recorder.events))
+
+
+async def test_a_batch_is_not_acked_when_the_agent_fails_on_it(app: faust.App) -> None:
+    taken: list[Any] = []
+
+    @app.agent(app.topic("events", value_serializer="raw"), name="failing")
+    async def failing(stream: Any) -> None:
+        async for events in stream.batches(10, 0.01):
+            taken.extend(events)
+            raise RuntimeError("the agent fails half-way")
+
+    async with app.agents["failing"].test_context() as agent:
+        await agent.put(b"a", wait=False)
+        await settled(lambda: len(taken) == 1)
+        await asyncio.sleep(0.05)
+    assert not taken[0].message.acked
+
+
+async def test_events_fetched_before_a_rebalance_are_dropped_unacked(app: faust.App) -> None:
+    recorder = batcher(app, size=10, within=0.01)
+    async with app.agents["batcher"].test_context() as agent:
+        stale = await agent.put(b"stale", wait=False)
+        app.consumer_generation_id += 1  # a rebalance, before the agent took the event
+        await agent.put(b"fresh", wait=False)
+        await settled(lambda: recorder.batches == [[b"fresh"]])
+    assert not stale.message.acked
+
+
+async def test_the_batch_in_hand_is_given_when_the_stream_stops(app: faust.App) -> None:
+    recorder = batcher(app, size=10, within=60.0)
+    async with app.agents["batcher"].test_context() as agent:
+        await agent.put(b"in hand")  # returns once taken; the batch would wait a minute more
+        assert recorder.batches == []
+    await settled(lambda: recorder.batches == [[b"in hand"]])
+
+
+async def test_a_processor_may_skip_an_event_which_is_then_acked(app: faust.App) -> None:
+    batches: list[list[bytes]] = []
+
+    def no_noise(value: bytes) -> bytes:
+        if value == b"noise":
+            raise Skip()
+        return value
+
+    @app.agent(app.topic("events", value_serializer="raw"), name="filtering")
+    async def filtering(stream: Any) -> None:
+        stream.add_processor(no_noise)
+        async for events in stream.batches(10, 0.01):
+            batches.append([event.value for event in events])
+
+    async with app.agents["filtering"].test_context() as agent:
+        noise = await agent.put(b"noise", wait=False)
+        await agent.put(b"signal", wait=False)
+        await settled(lambda: batches == [[b"signal"]])
+    assert noise.message.acked
