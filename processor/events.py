@@ -36,6 +36,10 @@ class Status(StrEnum):
     ABANDONED_SHOPPING_CART = "ABANDONED_SHOPPING_CART"
 
 
+#: By value: a dict lookup costs a fifth of an Enum call, and these run for every event.
+EVENT_TYPES = {member.value: member for member in EventType}
+STATUSES = {member.value: member for member in Status}
+
 #: Params with a meaning of their own; every other param is kept on the order as it came.
 ORDER_FIELDS = ("externalOrderId", "totalCost", "status", "date", "currency", "items")
 _ORDER_FIELD_SET = frozenset(ORDER_FIELDS)
@@ -96,10 +100,9 @@ def parse_event(raw: bytes | None, limits: Limits = Limits()) -> OrderEvent:
     type_key = doc.get("eventTypeKey")
     if not isinstance(type_key, str):
         raise Rejected(Reason.INVALID_EVENT, "eventTypeKey is missing or not a string")
-    try:
-        event_type = EventType(type_key)
-    except ValueError:
-        raise Rejected(Reason.UNSUPPORTED_EVENT_TYPE, f"eventTypeKey {type_key!r}") from None
+    event_type = EVENT_TYPES.get(type_key)
+    if event_type is None:
+        raise Rejected(Reason.UNSUPPORTED_EVENT_TYPE, f"eventTypeKey {type_key!r}")
 
     params = _params(doc.get("params"))
     order_id = _identifier(params, "externalOrderId")
@@ -166,11 +169,11 @@ def _status(params: Mapping[str, Any]) -> Status | None:
     value = params.get("status")
     if value is None:
         return None
-    try:
-        return Status(value)
-    except ValueError:
+    status = STATUSES.get(value) if type(value) is str else None
+    if status is None:
         allowed = ", ".join(Status)
-        raise Rejected(Reason.INVALID_FIELD, f"status {value!r} is not one of {allowed}") from None
+        raise Rejected(Reason.INVALID_FIELD, f"status {value!r} is not one of {allowed}")
+    return status
 
 
 def _date(params: Mapping[str, Any]) -> str | None:

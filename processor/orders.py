@@ -20,7 +20,14 @@ from typing import Any
 from processor import codec
 from processor.contacts import Identifier, Lookup, Match, NoMatch
 from processor.errors import Rejected
-from processor.events import REQUIRED_TO_CREATE, EventType, OrderEvent, Status, items_total
+from processor.events import (
+    REQUIRED_TO_CREATE,
+    STATUSES,
+    EventType,
+    OrderEvent,
+    Status,
+    items_total,
+)
 from processor.reasons import Reason
 from processor.settings import MismatchPolicy
 
@@ -101,7 +108,7 @@ class Order:
         items = data["items"]
         return cls(
             external_order_id=data["externalOrderId"],
-            status=Status(data["status"]),
+            status=STATUSES[data["status"]],
             total_cost=Decimal(data["totalCost"]),
             date=data["date"],
             currency=data["currency"],

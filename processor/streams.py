@@ -1,4 +1,4 @@
-"""Faust's stream, taken a batch at a time.
+"""Faust's stream, taken a batch at a time, of events decoded at no cost.
 
 Faust's ``Stream.take_events`` fills its batch from a background task that iterates the stream
 one event at a time: per event a hop through the event loop (``sleep(0)``), a coroutine for the
@@ -13,6 +13,10 @@ It also acks differently, on purpose: a batch is acked once the agent comes back
 one, never when the agent is cancelled half-way through it (``take_events`` acks in a
 ``finally``, so a shutdown in the middle of a batch could commit events whose outputs were never
 sent). Unacked events are consumed again after the restart.
+
+:class:`RawSchema` is the schema of the topics the agents read: their records are parsed by our
+own code from the bytes, so Faust's decoding (a codec lookup and call for the key and for the
+value of every message, ~4% of the worker) is skipped.
 """
 
 from __future__ import annotations
@@ -24,6 +28,22 @@ from typing import Any
 import faust
 from faust.exceptions import Skip
 from mode.utils.futures import maybe_async
+
+
+class RawSchema(faust.Schema):
+    """Keys and values as the bytes on the wire (None stays None), as the ``raw`` codec gives."""
+
+    def __init__(self) -> None:
+        super().__init__(key_serializer="raw", value_serializer="raw")
+
+    def compile(self, app: Any, **kwargs: Any) -> Any:
+        # kwargs are the decode-error callbacks and propagate default: raw bytes cannot fail.
+        create_event = app.create_event
+
+        async def decode(message: Any, *, propagate: bool = False) -> Any:
+            return create_event(message.key, message.value, message.headers, message)
+
+        return decode
 
 
 class Stream(faust.Stream):

@@ -1,4 +1,4 @@
-"""processor.streams.Stream.batches in Faust's in-memory agent test context.
+"""processor.streams: Stream.batches in Faust's in-memory agent test context, and RawSchema.
 
 An agent of a bare Faust app (our Stream class) records each batch it is given and, when told
 to, holds it, so a test can look at the acks while the batch is in hand.
@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import faust
 import pytest
 from faust.exceptions import Skip
 
-from processor.streams import Stream
+from processor.app import create_app
+from processor.settings import Settings, Store
+from processor.streams import RawSchema, Stream
 from tests.agents.support import close_unstarted_consumer
 
 
@@ -149,3 +152,50 @@ async def test_a_processor_may_skip_an_event_which_is_then_acked(app: faust.App)
         await agent.put(b"signal", wait=False)
         await settled(lambda: batches == [[b"signal"]])
     assert noise.message.acked
+
+
+@pytest.mark.parametrize("key", [None, b"", b"k-1"])
+@pytest.mark.parametrize("value", [None, b"", b'{"eventTypeKey": "orderCreated"}', b"\xff"])
+async def test_raw_schema_gives_what_fausts_raw_codec_gives(
+    app: faust.App, key: bytes | None, value: bytes | None
+) -> None:
+    message = faust.types.Message(
+        topic="events",
+        partition=1,
+        offset=7,
+        timestamp=1.0,
+        timestamp_type=0,
+        headers=[("h", b"v")],
+        key=key,
+        value=value,
+        checksum=None,
+    )
+    faust_decode = faust.Schema(key_serializer="raw", value_serializer="raw").compile(app)
+    ours = await RawSchema().compile(app)(message)
+    theirs = await faust_decode(message)
+    assert (ours.key, ours.value, ours.headers, ours.message) == (
+        theirs.key,
+        theirs.value,
+        theirs.headers,
+        message,
+    )
+
+
+def test_the_topics_agents_read_decode_raw(tmp_path: Path) -> None:
+    processor = create_app(
+        Settings(store=Store.MEMORY, data_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1")
+    )
+    try:
+        schemas = {
+            role: type(getattr(processor.topics, role).schema)
+            for role in ("events", "rekeyed", "contacts", "rfm", "dlq")
+        }
+    finally:
+        close_unstarted_consumer(processor.app)
+    assert schemas == {
+        "events": RawSchema,
+        "rekeyed": RawSchema,
+        "contacts": RawSchema,
+        "rfm": faust.Schema,
+        "dlq": faust.Schema,
+    }
