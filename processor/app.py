@@ -61,11 +61,22 @@ def rocksdb_options(settings: Settings) -> dict[str, int]:
 
 
 class App(faust.App):
-    """Faust's app on :mod:`processor.transport`: its consumer's fetches bounded and batched,
-    and each message handed to the streams without a task of its own."""
+    """Faust's app on :mod:`processor.transport` (its consumer's fetches bounded and batched,
+    each message handed to the streams without a task of its own) and :mod:`processor.streams`
+    (agents take batches straight from their queues)."""
+
+    _event_type: Any = None  # conf.Event, read on the first message
 
     def _new_transport(self) -> Any:
         return transport.Transport(self.conf.broker_consumer, self)
+
+    def create_event(self, key: Any, value: Any, headers: Any, message: Any) -> Any:
+        # Faust reads self.conf.Event here for every message, through its settings registry's
+        # __getattribute__ (~1% of the worker); the class is fixed once the app is configured.
+        event_type = self._event_type
+        if event_type is None:
+            event_type = self._event_type = self.conf.Event
+        return event_type(self, key, value, headers, message)
 
 
 def create_app(settings: Settings, *, directory: ContactDirectory | None = None) -> Processor:
