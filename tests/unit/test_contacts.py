@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processor.contacts import (
     DEFAULT_ID_PARAMS,
@@ -291,3 +293,50 @@ def test_event_identifiers_meet_contact_index_entries() -> None:
 )
 def test_normalize(field: str, value: str, expected: str) -> None:
     assert normalize(field, value) == expected
+
+
+def by_definition(
+    params: dict[str, Any], order: tuple[tuple[str, str], ...]
+) -> list[tuple[str, str, str]]:
+    """Identification as the spec words it, spelled out slowly: for each name of the order in
+    turn, the event's first param of that name in any case, if it has a usable value."""
+    first: dict[str, tuple[str, Any]] = {}
+    for name, value in params.items():
+        first.setdefault(name.lower(), (name, value))
+    found: list[tuple[str, str, str]] = []
+    for param, field in order:
+        hit = first.get(param.lower())
+        if hit is None:
+            continue
+        name, value = hit
+        if value in (None, "") or isinstance(value, bool) or not isinstance(value, (str, int)):
+            continue
+        ident = (name, field, normalize(field, str(value)))
+        if all((f, v) != ident[1:] for _, f, v in found):
+            found.append(ident)
+    return found
+
+
+NAMES = ["Email", "email", "EMAIL", "UserEmail", "externalCustomerId", "ExternalCustomerID",
+         "SMS", "sms", "Phone", "token", "Token", "ContactId", "contact_id", "other"]  # fmt: skip
+
+
+@given(
+    params=st.dictionaries(
+        st.sampled_from(NAMES),
+        st.one_of(
+            st.none(),
+            st.sampled_from(["", "a@b.c", "A@B.C", "x"]),
+            st.integers(-2, 2),
+            st.booleans(),
+            st.lists(st.integers(), max_size=1),
+        ),
+        max_size=6,
+    ),
+    custom=st.lists(st.sampled_from(["token", "Email", "SMS", "phone", "ContactId"]), max_size=3),
+)
+def test_identifiers_are_what_the_definition_gives(
+    params: dict[str, Any], custom: list[str]
+) -> None:
+    order = identification_order(custom)
+    assert idents(params, tuple(custom)) == by_definition(params, order)

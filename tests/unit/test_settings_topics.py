@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from hypothesis import given
+from hypothesis import strategies as st
 
 import topics
 from processor.contacts import ID, KNOWN_FIELDS
 from processor.errors import ConfigError
 from processor.events import ITEM_FIELDS
-from processor.routing import partition_for, partition_of
+from processor.routing import murmur2, partition_for, partition_of
 from processor.settings import MismatchPolicy, Settings, Store, describe
 
 SCHEMA_DIR = Path(topics.__file__).resolve().parent / "schemas"
@@ -319,6 +322,11 @@ def test_partition_for_matches_the_java_client(
     java = (JAVA_MURMUR2[key] & 0x7FFFFFFF) % partitions
     assert route(key, partitions) == java
     assert route(key, partitions) == java  # again: from the cache, for partition_for
+
+
+@given(st.binary(max_size=64))
+def test_murmur2_is_aiokafkas(data: bytes) -> None:
+    assert murmur2(data) == aiokafka_murmur2(data) & 0xFFFFFFFF
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""The worker's consumer: fetch wait bounded, polls that fit the stream buffer, and a cheap
-hand-over of each message to the streams.
+"""The worker's transport: fetch wait bounded, polls that fit the stream buffer, a cheap
+hand-over of each message to the streams, and the producer buffer's size read cheaply.
 
 Faust's drain loop calls ``consumer.wait_first(callback(message), suspend_flow.wait())`` once per
 message; these tests call it the same way.
@@ -11,7 +11,7 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from mode.utils.queues import FlowControlQueue
@@ -130,3 +130,16 @@ def test_a_whole_poll_fits_in_the_stream_buffer_once_fetching_stops(app: Any) ->
     maxsize = app.conf.stream_buffer_maxsize
     paused_at = maxsize / FlowControlQueue.pressure_high_ratio
     assert 0 < app.conf.broker_max_poll_records <= maxsize - paused_at
+
+
+async def test_the_producer_buffer_counts_what_send_soon_left_pending(app: Any) -> None:
+    buffer = app.producer.buffer
+    assert isinstance(buffer, transport.ProducerBuffer)
+    assert buffer.app is app
+    assert buffer.size == 0
+    for index in range(3):
+        # The buffer only queues what send_soon gives it; a stand-in for its FutureMessage.
+        buffer.put(cast(Any, f"record-{index}"))
+    assert buffer.size == 3
+    # The conductor waits on it before each message: nothing to wait for below the bound.
+    await asyncio.wait_for(buffer.wait_until_ebb(), timeout=1)
