@@ -10,6 +10,7 @@ order, or the dead letter of a bad event.
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 import time
@@ -217,6 +218,13 @@ def run_level(
         }
     )
     sender = _Sender(producer, deployment.events_topic, outputs, probes, rate)
+    # The probes and everything loaded so far live through the level: out of the collector's
+    # way, and no collection during it. A full collection here walked them all and held the
+    # GIL for a few hundred ms, stalling the sender and the output reader alike, which the
+    # level then counted as the worker's latency.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     try:
         sender.start()
         while sender.is_alive():
@@ -233,6 +241,8 @@ def run_level(
             log(f"phase 3 ({fraction:.0%}): {expected - outputs.done()} outputs never came")
     finally:
         outputs.stop()
+        gc.enable()
+        gc.unfreeze()
     with outputs.lock:
         samples = list(outputs.samples.values())
     return LevelResult(
