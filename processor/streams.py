@@ -2,16 +2,16 @@
 
 Faust's ``Stream.take_events`` fills its batch from a background task that iterates the stream
 one event at a time: per event a hop through the event loop (``sleep(0)``), a coroutine for the
-buffering processor, and, when the batch is handed back, one ack coroutine. On a worker draining
-thousands of events a second that was ~10% of its CPU (bench/PROFILE.md). :meth:`Stream.batches`
+buffering processor, and, when the batch is handed back, one ack coroutine. :meth:`Stream.batches`
 gives the agent the same batches straight from the channel's queue, doing per event only what
-the stream itself does: drop events of an earlier consumer generation (a rebalance happened after
+the stream itself must: drop events of an earlier consumer generation (a rebalance happened after
 they were fetched), track the message for acks, run the stream's processors (Faust's agent test
-wrapper installs one), and tell the sensors.
+wrapper installs one), and tell the sensors. Under a steady load the worker needs ~10% less CPU
+for it (bench/PROFILE.md, session 4); draining a backlog, where Faust's hops were cheap, the same.
 
 It also acks differently, on purpose: a batch is acked once the agent comes back for the next
-one, never when the agent is cancelled half-way through it (``take_events`` acks in a
-``finally``, so a shutdown in the middle of a batch could commit events whose outputs were never
+one, never when the agent's task is cancelled half-way through it (``take_events`` acks in a
+``finally`` around its ``yield``, so such a cancellation acks events whose outputs were never
 sent). Unacked events are consumed again after the restart.
 
 :class:`RawSchema` is the schema of the topics the agents read: their records are parsed by our
