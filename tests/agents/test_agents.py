@@ -5,7 +5,6 @@ Outputs are captured by a publisher that stands in for Kafka; the table is the i
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +21,7 @@ from processor.contacts import Contact, Identifier, Lookup, Match, NoMatch
 from processor.outbox import Outbox, Output
 from processor.routing import partition_for, partition_of
 from processor.settings import Settings, Store
-from tests.agents.support import close_unstarted_consumer
+from tests.agents.support import close_unstarted_consumer, settled
 
 PARTITIONS = 4
 
@@ -141,15 +140,6 @@ def created(order_id: str, status: str = "DELIVERED", **extra: str) -> bytes:
             "params": [{"name": k, "value": v} for k, v in params.items()],
         }
     ).encode()
-
-
-async def settled(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    """Wait for the agent to get there: a put returns once its batch is taken, not done."""
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the agent did not get there in time")
 
 
 def owner(order_id: str) -> int:

@@ -7,7 +7,7 @@ to, holds it, so a test can look at the acks while the batch is in hand.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from faust.exceptions import Skip
 from processor.app import create_app
 from processor.settings import Settings, Store
 from processor.streams import RawSchema, Stream
-from tests.agents.support import close_unstarted_consumer
+from tests.agents.support import close_unstarted_consumer, settled
 
 
 @dataclass
@@ -57,14 +57,6 @@ def batcher(app: faust.App, size: int, within: float, name: str = "batcher") -> 
             await recorder.release.wait()
 
     return recorder
-
-
-async def settled(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the agent did not get there in time")
 
 
 async def test_what_has_arrived_is_one_batch_of_at_most_size(app: faust.App) -> None:
