@@ -66,27 +66,31 @@ class Stream(faust.Stream):
         try:
             while not ended and not self.should_stop:
                 try:
-                    if not taken:
-                        # Nothing in hand: wait as long as it takes.
-                        await self._take(await queue.get(), taken)
-                        deadline = loop.time() + within
                     while len(taken) < size and not self.should_stop:
                         if not queue.empty():
-                            await self._take(queue.get_nowait(), taken)
+                            event = queue.get_nowait()
+                        elif not taken:
+                            event = await queue.get()  # nothing in hand: as long as it takes
+                        else:
+                            remaining = deadline - loop.time()
+                            event = await self._wait(queue, remaining) if remaining > 0 else None
+                            if event is None:
+                                break
+                        entry = self._admit(event)
+                        if entry is None or (
+                            # None of ours; Faust's agent test wrapper installs one.
+                            self._processors and not await self._processed(*entry)
+                        ):
                             continue
-                        remaining = deadline - loop.time()
-                        if remaining <= 0:
-                            break
-                        item = await self._wait(queue, remaining)
-                        if item is None:
-                            break
-                        await self._take(item, taken)
+                        if not taken:
+                            deadline = loop.time() + within
+                        taken.append(entry)
                 except StopAsyncIteration:
                     # How Faust stops an agent: thrown into its channel's queue. The batch in
                     # hand is still given (and acked once done), as Faust's take_events does.
                     ended = True
                 if not taken:
-                    continue  # nothing came, or every event was skipped
+                    continue  # stopped with nothing in hand
                 events = [event for event, _ in taken]
                 self.events_total += len(events)
                 yield events
@@ -110,26 +114,29 @@ class Stream(faust.Stream):
             # moment stays in the queue for the next batch.
             return None
 
-    async def _take(self, event: Any, taken: list[tuple[Any, Any]]) -> None:
+    def _admit(self, event: Any) -> tuple[Any, Any] | None:
+        """The event and its sensor state, or None when it is to be dropped."""
         app = self.app
         message = event.message
         if not app.flow_control.is_active() or message.generation_id != app.consumer_generation_id:
             # Fetched before a rebalance: the new assignment reads it again from the committed
             # offset. Not acked, as Faust's stream does not ack it either.
-            return
+            return None
         if not message.tracked and app.topics.acks_enabled_for(message.topic):
             message.tracked = True
             app.consumer.track_message(message)
-        state = app.sensors.on_stream_event_in(message.tp, message.offset, self, event)
-        if self._processors:  # none of ours; Faust's agent test wrapper installs one
-            value = event.value
-            try:
-                for processor in self._processors:
-                    value = await maybe_async(processor(value))
-            except Skip:
-                self._ack(event, state)
-                return
-        taken.append((event, state))
+        return event, app.sensors.on_stream_event_in(message.tp, message.offset, self, event)
+
+    async def _processed(self, event: Any, state: Any) -> bool:
+        """Runs the stream's processors on the event; False (and acked) when one skips it."""
+        value = event.value
+        try:
+            for processor in self._processors:
+                value = await maybe_async(processor(value))
+        except Skip:
+            self._ack(event, state)
+            return False
+        return True
 
     def _ack(self, event: Any, state: Any) -> None:
         message = event.message
