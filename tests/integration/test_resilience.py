@@ -23,7 +23,7 @@ from tests.integration.harness import (
     read_topic,
 )
 from tests.integration.test_pipeline import DATE, SEED_EVENT, item
-from tests.servers import local_redis
+from tests.servers import free_port, local_redis
 
 pytestmark = pytest.mark.integration
 
@@ -209,9 +209,9 @@ def test_two_workers_share_partitions_and_route_lookups(
     second = WorkerProcess(
         deployment,
         tmp_path / "second.log",
-        web_port=deployment.web_port + 1
-        if deployment.web_port < 65000
-        else deployment.web_port - 1,
+        # A port of its own that is free now: the first's plus one was once taken (a client's
+        # ephemeral port) and the second worker could not start.
+        web_port=free_port(),
         data_dir=tmp_path / "second-data",
     )
     try:
