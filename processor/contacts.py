@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from processor.errors import Rejected
@@ -126,7 +127,7 @@ def identifiers(
             continue
         names.add(lower)
         hits.extend((rank, name, field, value) for rank, field in entries)
-    hits.sort(key=_first)
+    hits.sort(key=itemgetter(0))
     found: list[Identifier] = []
     seen: set[tuple[str, str]] = set()
     for _, name, field, value in hits:
@@ -150,10 +151,6 @@ def _ranks(order: tuple[tuple[str, str], ...]) -> dict[str, tuple[tuple[int, str
     for rank, (param, field) in enumerate(order):
         ranks.setdefault(param.lower(), []).append((rank, field))
     return {name: tuple(entries) for name, entries in ranks.items()}
-
-
-def _first(hit: tuple[int, str, str, Any]) -> int:
-    return hit[0]
 
 
 @dataclass(frozen=True, slots=True)

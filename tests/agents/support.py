@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from processor.app import Processor, create_app
+from processor.settings import Settings, Store
 
 
 def close_unstarted_consumer(app: Any) -> None:
@@ -14,6 +19,29 @@ def close_unstarted_consumer(app: Any) -> None:
     consumer = app._consumer
     if consumer is not None:
         consumer._thread.thread_loop.close()
+
+
+@contextmanager
+def offline_processor(
+    data_dir: Path, *, directory: Any = None, **settings: Any
+) -> Iterator[Processor]:
+    """The wired processor, on the memory store unless ``settings`` say otherwise, whose Kafka
+    is never contacted (nothing here starts the app)."""
+    processor = create_app(
+        Settings(
+            **{
+                "store": Store.MEMORY,
+                "data_dir": data_dir,
+                "kafka_bootstrap_servers": "127.0.0.1:1",
+                **settings,
+            }
+        ),
+        directory=directory,
+    )
+    try:
+        yield processor
+    finally:
+        close_unstarted_consumer(processor.app)
 
 
 async def settled(condition: Callable[[], bool], seconds: float = 5.0) -> None:

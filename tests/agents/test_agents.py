@@ -9,19 +9,18 @@ import gc
 import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from processor import agents as agents_module
 from processor import codec
-from processor.app import Processor, create_app
+from processor.app import Processor
 from processor.contacts import Contact, Identifier, Lookup, Match, NoMatch
 from processor.outbox import Outbox, Output
 from processor.routing import partition_for, partition_of
-from processor.settings import Settings, Store
-from tests.agents.support import close_unstarted_consumer, settled
+from tests.agents.support import offline_processor, settled
 
 PARTITIONS = 4
 
@@ -101,15 +100,9 @@ def directory() -> MemoryDirectory:
 
 @pytest.fixture
 def processor(directory: MemoryDirectory, tmp_path: Path) -> Iterator[Processor]:
-    settings = Settings(
-        store=Store.MEMORY,
-        data_dir=tmp_path,
-        partitions=PARTITIONS,
-        kafka_bootstrap_servers="127.0.0.1:1",  # never contacted: sends are captured below
-    )
-    processor = create_app(settings, directory=cast(Any, directory))
-    yield processor
-    close_unstarted_consumer(processor.app)
+    # Sends are captured below (fixture sent).
+    with offline_processor(tmp_path, directory=directory, partitions=PARTITIONS) as processor:
+        yield processor
 
 
 @pytest.fixture

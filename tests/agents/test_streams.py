@@ -16,10 +16,8 @@ import faust
 import pytest
 from faust.exceptions import Skip
 
-from processor.app import create_app
-from processor.settings import Settings, Store
 from processor.streams import RawSchema, Stream
-from tests.agents.support import close_unstarted_consumer, settled
+from tests.agents.support import close_unstarted_consumer, offline_processor, settled
 
 
 @dataclass
@@ -174,16 +172,11 @@ async def test_raw_schema_gives_what_fausts_raw_codec_gives(
 
 
 def test_the_topics_agents_read_decode_raw(tmp_path: Path) -> None:
-    processor = create_app(
-        Settings(store=Store.MEMORY, data_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1")
-    )
-    try:
+    with offline_processor(tmp_path) as processor:
         schemas = {
             role: type(getattr(processor.topics, role).schema)
             for role in ("events", "rekeyed", "contacts", "rfm", "dlq")
         }
-    finally:
-        close_unstarted_consumer(processor.app)
     assert schemas == {
         "events": RawSchema,
         "rekeyed": RawSchema,

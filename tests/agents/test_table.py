@@ -11,11 +11,11 @@ import orjson
 import pytest
 from faust.types import TP
 
-from processor.app import Processor, create_app
+from processor.app import Processor
 from processor.outbox import Outbox
-from processor.settings import Settings, Store
+from processor.settings import Store
 from processor.table import OrdersTable
-from tests.agents.support import close_unstarted_consumer
+from tests.agents.support import offline_processor
 
 PARTITIONS = 4
 
@@ -23,15 +23,8 @@ PARTITIONS = 4
 @pytest.fixture
 async def processor(tmp_path: Path) -> AsyncIterator[Processor]:
     # Async, so that Faust's services take the test's event loop rather than leave one behind.
-    settings = Settings(
-        store=Store.ROCKSDB,
-        data_dir=tmp_path,
-        partitions=PARTITIONS,
-        kafka_bootstrap_servers="127.0.0.1:1",  # never contacted
-    )
-    processor = create_app(settings)
-    yield processor
-    close_unstarted_consumer(processor.app)
+    with offline_processor(tmp_path, store=Store.ROCKSDB, partitions=PARTITIONS) as processor:
+        yield processor
 
 
 def order(order_id: str, version: int) -> dict[str, Any]:

@@ -17,18 +17,13 @@ import pytest
 from mode.utils.queues import FlowControlQueue
 
 from processor import transport
-from processor.app import create_app
-from processor.settings import Settings, Store
-from tests.agents.support import close_unstarted_consumer
+from tests.agents.support import offline_processor
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Any]:
-    processor = create_app(
-        Settings(store=Store.MEMORY, data_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1")
-    )
-    yield processor.app
-    close_unstarted_consumer(processor.app)
+    with offline_processor(tmp_path) as processor:
+        yield processor.app
 
 
 @pytest.fixture
