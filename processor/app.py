@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from processor import codec, streams, transport
+from processor import codec, streams, table, transport
 from processor.directory import ContactCache, ContactDirectory
 from processor.metrics import Metrics
 from processor.outbox import KafkaPublisher, Publisher
@@ -46,18 +46,6 @@ STREAM_BUFFER = 4096  # Faust's default
 #: puts a whole poll into it: unbounded, a poll (1 MiB a partition) overflowed the buffer and
 #: every message after that waited for room through a task of its own (bench/PROFILE.md).
 MAX_POLL_RECORDS = 500
-
-
-def rocksdb_options(settings: Settings) -> dict[str, int]:
-    """Faust's defaults give every partition a 2 GiB block cache and 3 x 64 MiB write buffers;
-    a worker holding several partitions would outgrow any container. Budget them instead."""
-    budget = settings.rocksdb_memory_mb * 1024 * 1024
-    return {
-        "block_cache_size": budget // 2,
-        "write_buffer_size": budget // 4,
-        "max_write_buffer_number": 2,
-        "target_file_size_base": budget // 2,
-    }
 
 
 class App(faust.App):
@@ -134,12 +122,14 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         rfm=topic("orders_rfm", codec.CODEC_NAME),
         dlq=topic("orders_dlq", codec.CODEC_NAME),
     )
+    rocksdb = settings.store is Store.ROCKSDB
     orders: Any = app.Table(
         ORDERS_TABLE,
         default=None,
         partitions=settings.partitions,
         key_type=bytes,
-        options=rocksdb_options(settings) if settings.store is Store.ROCKSDB else None,
+        store=table.store_url(ORDERS_TABLE) if rocksdb else None,
+        options=table.store_options(settings.rocksdb_memory_mb) if rocksdb else None,
     )
     # Tables take their codec from value_type's model; ours are plain dicts, so name the codec
     # directly. The store and changelog topic are made lazily, after this line.

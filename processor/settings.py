@@ -62,7 +62,7 @@ class Settings:
     rocksdb_memory_mb: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_ROCKSDB_MEMORY_MB",
         32,
-        "RocksDB memory per table partition (half block cache, half write buffers).",
+        "RocksDB memory per table partition (three quarters write buffers, a quarter block cache).",
     )
     data_dir: Path = _setting(  # type: ignore[assignment]
         "PROCESSOR_DATA_DIR",

@@ -14,7 +14,7 @@ from faust.types import TP
 from processor.app import Processor
 from processor.outbox import Outbox
 from processor.settings import Store
-from processor.table import OrdersTable
+from processor.table import L0_COMPACTION_TRIGGER, OrdersStore, OrdersTable
 from tests.agents.support import offline_processor
 
 PARTITIONS = 4
@@ -70,3 +70,29 @@ async def test_the_persisted_offset_follows_delivery_not_the_write(processor: Pr
     outbox.delivered({(changelog, 1): 41})
     assert store.persisted_offset(TP(changelog, 1)) == 41
     assert store.persisted_offset(TP(changelog, 0)) is None
+
+
+def rocksdb_options_file(db_path: Path) -> dict[str, str]:
+    """What RocksDB itself says it opened with (its OPTIONS file), not what we asked for."""
+    [path] = sorted(db_path.glob("OPTIONS-*"))[-1:]
+    pairs = (line.strip().partition("=") for line in path.read_text().splitlines())
+    return {key: value for key, _, value in pairs if value}
+
+
+async def test_each_partition_opens_with_the_tuned_options_inside_the_memory_budget(
+    tmp_path: Path,
+) -> None:
+    with offline_processor(
+        tmp_path, store=Store.ROCKSDB, partitions=PARTITIONS, rocksdb_memory_mb=64
+    ) as processor:
+        store = processor.orders.data
+        assert isinstance(store, OrdersStore)
+        OrdersTable(processor.orders).put_many(1, {b"o-1": order("o-1", 1)}, Outbox())
+        options = rocksdb_options_file(store.partition_path(1))
+
+    assert options["compression"] == "kNoCompression"
+    assert int(options["level0_file_num_compaction_trigger"]) == L0_COMPACTION_TRIGGER
+    write_buffers = int(options["write_buffer_size"]) * int(options["max_write_buffer_number"])
+    block_cache = 64 * 1024 * 1024 // 4  # not in the OPTIONS file; what we asked for instead
+    assert store.rocksdb_options.block_cache_size == block_cache
+    assert write_buffers + block_cache == 64 * 1024 * 1024
