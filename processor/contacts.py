@@ -12,12 +12,12 @@ case-insensitively.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
 from processor.errors import Rejected
+from processor.immutable import immutable
 from processor.reasons import Reason
 
 #: Canonical identifier fields of a contact.
@@ -44,7 +44,7 @@ DEFAULT_ID_PARAMS: tuple[tuple[str, str], ...] = (
 _CANONICAL = {name.lower(): name for name in (ID, *KNOWN_FIELDS)}
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Identifier:
     """One way to find a contact: the event's param, the contact field it names, the value."""
 
@@ -56,7 +56,7 @@ class Identifier:
         return {"param": self.param, "field": self.field, "value": self.value}
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Contact:
     id: str
     #: Identifier field -> value; the field names are canonical (see :func:`canonical_field`).
@@ -72,7 +72,7 @@ class Contact:
         return {ID: self.id, **self.identifiers}
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Match:
     contact_id: str
     identifier: Identifier
@@ -153,7 +153,7 @@ def _ranks(order: tuple[tuple[str, str], ...]) -> dict[str, tuple[tuple[int, str
     return {name: tuple(entries) for name, entries in ranks.items()}
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class NoMatch:
     """The event named its contact, but no contact in the directory has those identifiers."""
 

@@ -8,16 +8,16 @@ tools can filter without parsing.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
+from processor.immutable import immutable
 from processor.orders import Source
 from processor.reasons import Reason
 
 REASON_HEADER = "dlq.reason"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class DeadLetter:
     key: bytes | None
     value: dict[str, Any]

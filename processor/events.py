@@ -18,6 +18,7 @@ import orjson
 
 from processor import codec
 from processor.errors import Rejected
+from processor.immutable import immutable
 from processor.reasons import Reason
 
 
@@ -58,7 +59,7 @@ class Limits:
     max_depth: int = 32
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class OrderEvent:
     """One Generate event, checked field by field. Which fields must be present depends on the
     order's state, so completeness is checked by :mod:`processor.orders`."""

@@ -28,6 +28,7 @@ from processor.events import (
     Status,
     items_total,
 )
+from processor.immutable import immutable
 from processor.reasons import Reason
 from processor.settings import MismatchPolicy
 
@@ -37,7 +38,7 @@ class RfmOp(StrEnum):
     REVOKED = "revoked"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Source:
     """Where an event was read: its identity for idempotency and for dead letters."""
 
@@ -60,7 +61,7 @@ class Rules:
     history_limit: int = 50
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Order:
     external_order_id: str
     status: Status
@@ -126,13 +127,13 @@ class Order:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class RfmRecord:
     contact_id: str
     value: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Transition:
     order: Order
     rfm: tuple[RfmRecord, ...] = ()

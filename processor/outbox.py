@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
+from processor.immutable import immutable
 from processor.routing import partition_for, partition_of
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -31,7 +31,7 @@ Headers = tuple[tuple[str, bytes], ...]
 OnDelivered = Callable[[int], None]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Output:
     topic: str
     key: bytes | None
