@@ -5,13 +5,14 @@ Module map (one concern each):
     reasons      the stable set of dead-letter reason codes
     errors       the exception tree
     codec        orjson encoding with Decimal as strings; the Faust codec
+    immutable    the value objects' decorator: frozen for mypy, plain slotted at run time
     events       raw bytes -> OrderEvent (parsing and validation, pure)
     contacts     contacts and event identification (pure)
     directory    the contact directory in Redis (I/O)
     orders       the order state machine: apply(order, event) -> transition (pure)
     deadletters  dead-letter records (pure)
     routing      which partition owns an order: murmur2, as Kafka's clients (pure)
-    table        the orders table read and written a batch at a time (RocksDB, changelog)
+    table        the orders table read and written a batch at a time; its RocksDB store
     outbox       a batch's output records, sent as whole Kafka record batches
     transport    Faust's Kafka transport: bounded, batched fetches; a cheap per-message hand-over
     streams      Faust's stream taken a batch at a time, acked when the batch is done
