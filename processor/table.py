@@ -10,7 +10,8 @@ restart reads the changelog from there on.
 
 What Faust recovers, serves (``table.get``, ``/orders/{id}``) and rebalances is the same table:
 key = the raw order id, value = the table's codec (orjson), one RocksDB per partition
-(``faust.stores.rocksdb`` on rocksdict) or one dict (``faust.stores.memory``).
+(:class:`OrdersStore`: Faust's ``faust.stores.rocksdb`` on rocksdict, with options of its own)
+or one dict (``faust.stores.memory``).
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ def store_options(memory_mb: int) -> dict[str, int]:
     a worker holding several partitions would outgrow any container. Budget them instead.
 
     Three quarters go to the two write buffers: every event rewrites its order, and larger
-    memtables mean fewer flushes and compactions competing with the worker for the CPU (the
-    recent orders that updates read are mostly still in them; bench/PROFILE.md, session 5).
+    memtables mean fewer flushes and compactions competing with the worker for the CPU; the
+    block cache matters less, as updates mostly read recent orders (bench/PROFILE.md, session 5).
     """
     budget = memory_mb * 1024 * 1024
     return {
@@ -115,9 +116,10 @@ class OrdersStoreOptions(RocksDBOptions):
     """Faust's RocksDB options, tuned for a table rewritten on every event.
 
     No compression and a later L0 compaction: in a write-heavy table RocksDB's background
-    thread takes cores the worker needs (compactions of ~75 MB at 80% load, bench/PROFILE.md);
-    these cut its CPU per write to about a third, for about three times the disk. Kafka
-    Streams' own RocksDB stores make the same trade (no compression).
+    threads take cores the worker needs (compactions of ~75 MB at 80% load, bench/PROFILE.md).
+    With the budget split of :func:`store_options` they cut RocksDB's CPU per write by about a
+    third (``python -m bench.store``), for about 2.6 times the disk. Kafka Streams' own RocksDB
+    store runs without compression by default too.
     """
 
     def as_options(self) -> Options:
