@@ -4,6 +4,9 @@ GET /orders/{externalOrderId}   the order as JSON, 404 when unknown; routed to t
                                 that owns the order's partition
 GET /api/stats                  this worker's counters as JSON
 GET /dashboard                  the same counters for people, refreshed every few seconds
+
+With PROCESSOR_WEB_TOKEN set, every path needs the token (Faust's own pages too) but ``/``,
+Faust's index, which answers {"status": "OK"} for health checks.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 import hmac
 import html
 from collections.abc import Awaitable, Callable
-from functools import wraps
 from typing import Any
+
+from aiohttp import web as aiohttp_web
 
 from processor.app import Processor
 
@@ -58,36 +62,37 @@ def render_dashboard(app_id: str, stats: dict[str, Any]) -> str:
     return _PAGE.format(app_id=html.escape(app_id), tables="".join(sections))
 
 
-View = Callable[..., Awaitable[Any]]
+#: Open without the token: Faust's index answers {"status": "OK"} and nothing else, which is
+#: what a container's health check asks for.
+OPEN_PATHS = frozenset({"/"})
 
 
-def guarded(token: str) -> Callable[[View], View]:
-    """Require the bearer token when one is configured. Faust forwards the request's headers
-    when it routes a lookup to another worker, so a token works across workers too."""
+def token_required(token: str) -> Any:
+    """An aiohttp middleware that asks every request for the bearer token: our views and Faust's
+    own pages alike (``/router/``, which lists the cluster's partition assignment). Faust
+    forwards the request's headers when it routes a lookup to another worker, so a token works
+    across workers too; a browser can pass it as ``?token=``."""
 
-    def decorate(view: View) -> View:
-        if not token:
-            return view
-
-        @wraps(view)
-        async def checked(web: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+    @aiohttp_web.middleware
+    async def require_token(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        if request.path not in OPEN_PATHS:
             given = request.headers.get("Authorization", "").removeprefix("Bearer ")
             given = given or request.query.get("token", "")
             if not hmac.compare_digest(given.encode(), token.encode()):
-                return web.json({"error": "unauthorized"}, status=401)
-            return await view(web, request, *args, **kwargs)
+                return aiohttp_web.json_response({"error": "unauthorized"}, status=401)
+        return await handler(request)
 
-        return checked
-
-    return decorate
+    return require_token
 
 
 def register(processor: Processor) -> None:
     app = processor.app
-    auth = guarded(processor.settings.web_token)
+    token = processor.settings.web_token
+    if token:
+        # aiohttp takes middlewares until the application starts, with the worker.
+        app.web.web_app.middlewares.append(token_required(token))
 
     @app.page("/orders/{external_order_id}")
-    @auth
     @app.table_route(table=processor.orders, match_info="external_order_id")
     async def get_order(web: Any, request: Any, external_order_id: str) -> Any:
         stored = processor.orders.get(external_order_id.encode())
@@ -98,12 +103,10 @@ def register(processor: Processor) -> None:
         return web.json(stored)
 
     @app.page("/api/stats")
-    @auth
     async def stats(web: Any, request: Any) -> Any:
         return web.json(processor.metrics.snapshot())
 
     @app.page("/dashboard")
-    @auth
     async def dashboard(web: Any, request: Any) -> Any:
         page = render_dashboard(processor.settings.app_id, processor.metrics.snapshot())
         return web.html(page)

@@ -259,6 +259,10 @@ def test_two_workers_share_partitions_and_route_lookups(
         anonymous = WorkerProcess(deployment, tmp_path / "unused.log", web_port=first.web_port)
         anonymous.env.pop("PROCESSOR_WEB_TOKEN")
         assert anonymous.get(f"/orders/{ids[0]}") == (401, {"error": "unauthorized"})
+        # Faust's own pages too: /router/ lists which worker holds which partition.
+        assert anonymous.get("/router/") == (401, {"error": "unauthorized"})
+        assert first.get("/router/")[0] == 200
+        assert anonymous.get("/") == (200, {"status": "OK"})
         for order_id in ids:
             # Whichever worker is asked, the one owning the order's partition answers.
             for w in (first, second):
