@@ -141,8 +141,8 @@ class OrdersStore(RocksDBStore):
 
 
 def store_url(table_name: str) -> str:
+    """The URL that gives a Faust table :class:`OrdersStore`, registered under its scheme in
+    Faust's store registry (where Faust looks stores up) by this call."""
+    stores.STORES.aliases.setdefault(STORE_SCHEME, f"{__name__}:{OrdersStore.__name__}")
     # The path names the files, as Faust's default (rocksdb:<table>) does: the same directories.
     return f"{STORE_SCHEME}:{table_name}"
-
-
-stores.STORES.aliases.setdefault(STORE_SCHEME, f"{__name__}:OrdersStore")
