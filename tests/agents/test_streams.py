@@ -66,14 +66,30 @@ async def test_what_has_arrived_is_one_batch_of_at_most_size(app: faust.App) -> 
     assert recorder.batches == [[b"1", b"2"], [b"3", b"4"], [b"5"]]
 
 
-async def test_a_batch_that_does_not_fill_comes_after_the_wait(app: faust.App) -> None:
-    recorder = batcher(app, size=100, within=0.01)
+async def test_a_batch_comes_once_nothing_more_is_handed_over_not_after_its_window(
+    app: faust.App,
+) -> None:
+    # A window of a minute: the batch must not wait it out when no more events are coming.
+    recorder = batcher(app, size=100, within=60.0)
     async with app.agents["batcher"].test_context() as agent:
         await agent.put(b"alone")
         await settled(lambda: recorder.batches == [[b"alone"]])
         await agent.put(b"later")
         await settled(lambda: len(recorder.batches) == 2)
     assert recorder.batches == [[b"alone"], [b"later"]]
+
+
+async def test_events_handed_over_across_turns_of_the_loop_are_one_batch(app: faust.App) -> None:
+    # As the consumer hands a fetch over: a chunk of events, a turn of the loop, the next chunk.
+    recorder = batcher(app, size=100, within=60.0)
+    async with app.agents["batcher"].test_context() as agent:
+        for value in (b"1", b"2", b"3"):
+            await agent.put(value, wait=False)
+        await asyncio.sleep(0)
+        for value in (b"4", b"5", b"6"):
+            await agent.put(value, wait=False)
+        await settled(lambda: sum(map(len, recorder.batches)) == 6)
+    assert recorder.batches == [[b"1", b"2", b"3", b"4", b"5", b"6"]]
 
 
 async def test_a_batch_is_acked_when_the_agent_comes_back_for_the_next(app: faust.App) -> None:
@@ -118,7 +134,7 @@ async def test_events_fetched_before_a_rebalance_are_dropped_unacked(app: faust.
 async def test_the_batch_in_hand_is_given_when_the_stream_stops(app: faust.App) -> None:
     recorder = batcher(app, size=10, within=60.0)
     async with app.agents["batcher"].test_context() as agent:
-        await agent.put(b"in hand")  # returns once taken; the batch would wait a minute more
+        await agent.put(b"in hand")  # returns once taken: the agent holds it for a turn more
         assert recorder.batches == []
     await settled(lambda: recorder.batches == [[b"in hand"]])
 
