@@ -47,9 +47,8 @@ class OrdersTable:
     @property
     def _store(self) -> Any:
         store = self.table.data
-        if isinstance(store, MemoryStore):
-            return store
-        if isinstance(store, RocksDBStore) and store.use_rocksdict:
+        # OrdersStore is on rocksdict, whose multi-get and write batches this relies on.
+        if isinstance(store, MemoryStore | OrdersStore):
             return store
         raise TypeError(f"the orders table cannot be batched on {type(store).__name__}")
 
