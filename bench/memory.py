@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import loadgen
-from bench.infra import Deployment, Offsets, log, new_tag, servers
+from bench.infra import Deployment, Offsets, compiled_build, log, new_tag, servers
 from bench.worker import Worker, count_orders, disk_bytes
 from processor.directory import ContactDirectory
 from processor.producer import EventProducer
@@ -43,7 +43,7 @@ async def _import_contacts(redis_url: str, prefix: str, count: int) -> None:
 
 
 def run(
-    orders: int, contacts: int, partitions: int, work_dir: Path, out: Path
+    orders: int, contacts: int, partitions: int, work_dir: Path, out: Path, *, pure: bool = False
 ) -> dict[str, object]:
     # A run of its own: a table directory left by another run holds that run's changelog offsets,
     # which Faust rightly refuses against this run's new changelog topic.
@@ -51,7 +51,8 @@ def run(
     work_dir = work_dir.resolve() / tag
     work_dir.mkdir(parents=True, exist_ok=True)
     with servers(work_dir) as srv:
-        deployment = Deployment(srv, work_dir, partitions, tag=tag)
+        build = None if pure else compiled_build()
+        deployment = Deployment(srv, work_dir, partitions, tag=tag, build=build)
         deployment.create_topics()
         try:
             asyncio.run(_import_contacts(srv.redis_url, deployment.redis_prefix, contacts))
@@ -89,6 +90,7 @@ def run(
                 "rssAtEndMb": round(settled / MB, 1),
                 "eventsPerSecond": round(orders / seconds, 1),
                 "partitions": partitions,
+                "build": "pure-python" if build is None else "compiled",
                 "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
         finally:
@@ -108,10 +110,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=1_000_000, help="orders to create")
     parser.add_argument("--contacts", type=int, default=10_000, help="contacts in Redis")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of every topic")
+    parser.add_argument(
+        "--pure-python",
+        action="store_true",
+        help="run the worker on the source as it is, not on the compiled build",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("bench/out/memory"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/memory.json"))
     args = parser.parse_args(argv)
-    result = run(args.orders, args.contacts, args.partitions, args.work_dir, args.out)
+    result = run(
+        args.orders,
+        args.contacts,
+        args.partitions,
+        args.work_dir,
+        args.out,
+        pure=args.pure_python,
+    )
     print(json.dumps(result, indent=2))
     return 0
 

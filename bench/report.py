@@ -21,6 +21,7 @@ REQUIRED_FIELDS = (
     "parameters.levels",
     "parameters.partitions",
     "parameters.seed",
+    "parameters.build",
     "machine.cores",
     "machine.python",
     "machine.versions.faust-streaming",
@@ -147,6 +148,7 @@ def table(result: dict[str, Any]) -> str:
         f"faust-streaming {m['versions']['faust-streaming']}, "
         f"aiokafka {m['versions']['aiokafka']}",
     ]
+    lines.append(f"  worker build: {p['build']}")
     if p.get("workerSettings"):
         settings = " ".join(f"{k}={v}" for k, v in p["workerSettings"].items())
         lines.append(f"  worker settings: {settings} (the rest default)")

@@ -22,7 +22,16 @@ from typing import Any
 import redis
 
 from bench import latency, loadgen, phases, report
-from bench.infra import RUN_SETTINGS, Deployment, Offsets, Servers, log, new_tag, servers
+from bench.infra import (
+    RUN_SETTINGS,
+    Deployment,
+    Offsets,
+    Servers,
+    compiled_build,
+    log,
+    new_tag,
+    servers,
+)
 from bench.worker import Worker
 
 HERE = Path(__file__).resolve().parent
@@ -70,6 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="a PROCESSOR_* setting for the worker, to measure it against the default "
         "(repeatable; the result records it)",
+    )
+    parser.add_argument(
+        "--pure-python",
+        action="store_true",
+        help="run the worker on the source as it is; by default it runs on the build with its "
+        "pure core compiled (deploy/local/compile.sh), as the container image does",
     )
     parser.add_argument("--partitions", type=int, default=4, help="partitions of every topic")
     parser.add_argument("--seed", type=int, default=loadgen.DEFAULT_SEED, help="load seed")
@@ -132,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with servers(work_dir) as srv:
             deployment = Deployment(
-                srv, work_dir, args.partitions, tag=tag, settings=dict(args.worker_setting)
+                srv,
+                work_dir,
+                args.partitions,
+                tag=tag,
+                settings=dict(args.worker_setting),
+                build=None if args.pure_python else compiled_build(),
             )
             result = run(args, deployment)
     except KeyboardInterrupt:
@@ -175,6 +195,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
             "eventBytes": args.event_bytes,
             "levelBase": args.level_base,
             "workerSettings": dict(args.worker_setting),
+            "build": "pure-python" if deployment.build is None else "compiled",
         },
         "machine": report.machine(_redis_version(srv)),
         "servers": {"kafka": srv.kafka_source, "redis": srv.redis_source},

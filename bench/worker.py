@@ -91,6 +91,9 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "processor.cli", "worker", "--loglevel", "info"],
             env=self.deployment.worker_env(),
+            # Not the repository: `-m` puts the working directory first on sys.path, where the
+            # source would shadow the deployment's build.
+            cwd=self.deployment.work_dir,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,

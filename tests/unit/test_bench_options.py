@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,15 @@ def test_by_default_levels_follow_phase_2_and_the_worker_runs_on_defaults() -> N
     args = parse_args([])
     assert args.level_base is None
     assert args.worker_setting == []
+    assert not args.pure_python  # the compiled build, as the image runs
+
+
+def test_the_worker_runs_on_the_build_it_is_given(tmp_path: Path) -> None:
+    servers = Servers("127.0.0.1:9092", "redis://127.0.0.1:6379/0", "env", "env")
+    build = tmp_path / "compiled"
+    assert Deployment(servers, tmp_path, 4, build=build).worker_env()["PYTHONPATH"] == str(build)
+    source = Deployment(servers, tmp_path, 4).worker_env()
+    assert source.get("PYTHONPATH") == os.environ.get("PYTHONPATH")
 
 
 def test_a_worker_setting_reaches_the_worker_and_the_run_keeps_its_own_names(
