@@ -2,7 +2,7 @@
 pure core is compiled by mypyc into C extensions, the way the container image runs it.
 
 Those modules are plain, fully annotated Python with no I/O; compiled, they need ~40% less CPU,
-~11% of the worker's CPU an event (bench/PROFILE.md, session 6). Without the variable (a
+8-11% of the worker's CPU an event (bench/PROFILE.md, session 6). Without the variable (a
 developer's editable install) nothing is compiled, so an edit takes effect at once.
 ``deploy/local/compile.sh`` builds the compiled package beside the source tree, for the tests'
 compiled pass and the benchmark.

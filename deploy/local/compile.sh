@@ -33,7 +33,7 @@ command -v cc >/dev/null || die "no C compiler (cc): install gcc"
 stamp="$(
   {
     "$PY" -c 'import sys, mypy.version; print(sys.version, mypy.version.__version__)'
-    git ls-files -co --exclude-standard -- setup.py pyproject.toml processor topics |
+    find setup.py pyproject.toml processor topics -type f -not -path '*/__pycache__/*' |
       LC_ALL=C sort | xargs sha256sum
   } | sha256sum | cut -d' ' -f1
 )"
