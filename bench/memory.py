@@ -50,8 +50,8 @@ def run(
     tag = new_tag()
     work_dir = work_dir.resolve() / tag
     work_dir.mkdir(parents=True, exist_ok=True)
+    build = None if pure else compiled_build()  # before the servers: they would idle through it
     with servers(work_dir) as srv:
-        build = None if pure else compiled_build()
         deployment = Deployment(srv, work_dir, partitions, tag=tag, build=build)
         deployment.create_topics()
         try:

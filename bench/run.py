@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     work_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     try:
+        # Before the servers start, so that they do not idle through a compile.
+        build = None if args.pure_python else compiled_build()
         with servers(work_dir) as srv:
             deployment = Deployment(
                 srv,
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.partitions,
                 tag=tag,
                 settings=dict(args.worker_setting),
-                build=None if args.pure_python else compiled_build(),
+                build=build,
             )
             result = run(args, deployment)
     except KeyboardInterrupt:
