@@ -35,6 +35,21 @@ def test_each_module_runs_as_this_pass_says(path: str) -> None:
         assert Path(module.__file__ or "").resolve() == ROOT / path
 
 
+def test_no_other_module_is_compiled() -> None:
+    # An extension left over from a module since removed or uncompiled would be imported in its
+    # place (compile.sh once picked one up from setuptools' build directory).
+    import processor
+
+    package = Path(processor.__file__ or "").parent
+    found = {
+        path.name.split(".")[0]
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        for path in package.glob(f"*{suffix}")
+    }
+    expected = {Path(p).stem for p in COMPILED} if EXPECT_COMPILED else set()
+    assert found == expected
+
+
 def test_the_worker_says_which_build_it_runs() -> None:
     from processor.cli import core_build
 
