@@ -11,6 +11,7 @@ compiled pass and the benchmark.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from setuptools import setup
@@ -31,8 +32,16 @@ COMPILED = [
 ]
 
 
+#: The commands that only write the package's metadata, which the extensions do not change.
+METADATA_ONLY = {"dist_info", "egg_info"}
+
+
 def ext_modules() -> list[Any]:
     if os.environ.get("PROCESSOR_COMPILE", "").lower() not in ("1", "true", "yes"):
+        return []
+    if METADATA_ONLY & set(sys.argv[1:]):
+        # A build runs this file once for the metadata, then again for the wheel; mypycify
+        # type-checks and writes the C code each time it is called (~20 s).
         return []
     from mypyc.build import mypycify
 
