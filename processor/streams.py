@@ -9,11 +9,16 @@ they were fetched), track the message for acks, run the stream's processors (Fau
 wrapper installs one), and tell the sensors. Under a steady load the worker needs ~10% less CPU
 for it (bench/PROFILE.md, session 4); draining a backlog, where Faust's hops were cheap, the same.
 
+The consumer hands the events of each fetched partition over as one :class:`Chunk` to a stream
+that takes batches of raw events (:mod:`processor.transport`); a batch unpacks chunks and takes
+their events one by one as it takes single ones, carrying what is past its size to the next.
+
 A batch takes what has arrived and goes on while the consumer is still handing its fetch over
-(a chunk of up to 100 messages between its turns of the event loop), up to ``within`` after the
-first event. It never waits for the next fetch: under a steady load a fetch carries up to 20 ms
-of events (:mod:`processor.transport`), and waiting out a fixed window after the last of them
-added that window to every event (bench/PROFILE.md, session 5).
+(a chunk per partition, all in one turn of the event loop; or, to a stream that takes them one at
+a time, up to 100 messages between its turns), up to ``within`` after the first event. It never
+waits for the next fetch: under a steady load a fetch carries up to 20 ms of events
+(:mod:`processor.transport`), and waiting out a fixed window after the last of them added that
+window to every event (bench/PROFILE.md, session 5).
 
 It also acks differently, on purpose: a batch is acked once the agent comes back for the next
 one, never when the agent's task is cancelled half-way through it (``take_events`` acks in a
@@ -28,6 +33,8 @@ value of every message, ~4% of the worker) is skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -52,6 +59,34 @@ class RawSchema(faust.Schema):
         return decode
 
 
+class Chunk(list[Any]):
+    """The events of one fetched partition, handed to a stream's queue as one item
+    (:mod:`processor.transport`)."""
+
+
+class ChunkInbox:
+    """Set on a channel whose reader takes :class:`Chunk` items; the drain loop hands over
+    through it, and waits on it while the reader is behind."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self._taken = asyncio.Event()
+
+    def put(self, chunk: Chunk) -> None:
+        self.queue.put_nowait(chunk)
+
+    def queued(self) -> int:
+        return int(self.queue.qsize())
+
+    def taken(self) -> None:
+        self._taken.set()
+
+    async def wait_taken(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a deadline
+        self._taken.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._taken.wait(), timeout)
+
+
 class Stream(faust.Stream):
     """The stream class of the app (Faust's ``Stream`` setting): Faust's, plus :meth:`batches`."""
 
@@ -65,22 +100,29 @@ class Stream(faust.Stream):
         """
         channel: Any = aiter(self.channel)  # the iterator clone the conductor delivers to
         queue = channel.queue
+        inbox = None
+        if isinstance(getattr(channel, "schema", None), RawSchema):
+            # The drain loop makes our raw events itself, so it may hand them over in chunks.
+            inbox = channel.chunk_inbox = ChunkInbox(queue)
         loop = asyncio.get_running_loop()
         started = await self.maybe_start()
         taken: list[tuple[Any, Any]] = []  # (event, sensor state)
+        unpacked: deque[Any] = deque()  # events of a chunk, not yet taken
         deadline = 0.0
         ended = False
         try:
             while not ended and not self.should_stop:
                 try:
                     while len(taken) < size and not self.should_stop:
-                        if not queue.empty():
+                        if unpacked:
+                            event = unpacked.popleft()
+                        elif not queue.empty():
                             event = queue.get_nowait()
                         elif not taken:
                             event = await queue.get()  # nothing in hand: as long as it takes
                         elif loop.time() < deadline:
-                            # The consumer hands a fetch over in chunks, yielding to the loop
-                            # between them: a turn of the loop lets the next chunk in. A turn
+                            # The consumer hands a fetch over in parts, yielding to the loop
+                            # between them: a turn of the loop lets the next part in. A turn
                             # that brings nothing means the fetch is all here; waiting on for
                             # the next one would add its wait to every event in hand.
                             await asyncio.sleep(0)
@@ -89,6 +131,11 @@ class Stream(faust.Stream):
                             continue
                         else:
                             break
+                        if type(event) is Chunk:
+                            unpacked.extend(event)
+                            assert inbox is not None
+                            inbox.taken()
+                            continue
                         entry = self._admit(event)
                         if entry is None or (
                             # None of ours; Faust's agent test wrapper installs one.
@@ -112,6 +159,8 @@ class Stream(faust.Stream):
                     self._ack(event, state)
                 taken = []
         finally:
+            if inbox is not None:
+                del channel.chunk_inbox
             if started:
                 await self.stop()
                 self.service_reset()

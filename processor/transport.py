@@ -24,19 +24,40 @@ stuck behind a full stream buffer. ``mode``'s ``wait_first`` makes four tasks, a
 ``asyncio.wait`` and three cancellations for it: ~60 us a message on this machine, for a callback
 that almost always finishes without waiting at all. :meth:`Consumer.wait_first` runs the callback
 at once; only when it has to wait does it race it against the suspension, exactly as before.
+
+Fetches handed over whole. Faust's drain loop hands each message to the streams on its own: per
+message a ``Message``, an ``Event``, the conductor's callback (flow control, the producer's
+buffer, a reference count, the decode) and a put into the stream's queue, and the stream then
+takes it out again on its own. For a channel whose reader takes a batch at a time
+(:meth:`processor.streams.Stream.batches`, which marks its channel with a
+:class:`~processor.streams.ChunkInbox`), :meth:`Consumer._drain_messages` hands over the records
+of each fetched partition as one :class:`~processor.streams.Chunk`, with the same checks (read
+offsets, offset gaps, the consumer generation, flow control, the commit trigger) made once per
+chunk where Faust makes them per message. Every other channel (the contacts agent's, the
+tables' changelogs) gets its messages one at a time, exactly as from Faust's loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Generator
-from typing import Any
+import asyncio
+from collections.abc import Coroutine, Generator, Iterable
+from typing import Any, cast
 
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.transport.producer import ProducerBuffer as FaustProducerBuffer
 from mode.services import WaitArgT, WaitResults
 
+from processor.streams import Chunk, ChunkInbox
+
 FETCH_MAX_WAIT_MS = 20
 FETCH_MIN_BYTES = 64 * 1024
+#: Chunks a channel's queue may hold before the drain loop waits for its reader to take one: the
+#: back pressure Faust's per-message path gets from the stream buffer's size.
+CHUNKS_AHEAD = 2
+#: How long the drain loop waits for a chunk to be taken before it looks again at the queue (a
+#: rebalance can empty it without any chunk being taken).
+CHUNK_WAIT_SECONDS = 0.1
 
 
 class _Started:
@@ -82,6 +103,147 @@ class Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def _drain_messages(self, fetcher: Any) -> None:
+        # Faust's loop (faust.transport.consumer.Consumer._drain_messages and getmany), with the
+        # records of chunk-taking channels handed over a fetched partition at a time.
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        tp_index = cast(Any, self.app.topics)._tp_index  # its index of channels by partition
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records, active = await self._wait_next_records(1.0)
+                generation = self.app.consumer_generation_id
+                await self.sleep(0)
+                if records is None or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    self.log.dev("getmany called while flow not active. Seek back.")
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:  # noqa: BLE001 - as Faust's getmany
+                        self.log.warning(f"exception performing seek when flow not active {exc}")
+                    continue
+                one_by_one: dict[Any, list[Any]] = {}
+                for tp, tp_records in records.items():
+                    deliverable = self._deliverable(tp, active, generation)
+                    if deliverable is False:
+                        break
+                    if deliverable is None:
+                        continue
+                    inbox = _inbox_of(tp_index.get(tp))
+                    if inbox is None:
+                        one_by_one[tp] = tp_records
+                    else:
+                        await self._hand_over(tp, tp_records, inbox, generation)
+                if one_by_one:
+                    await self._deliver_one_by_one(one_by_one, active, generation)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    def _deliverable(self, tp: Any, active: set[Any] | None, generation: int) -> bool | None:
+        """False to stop delivering this fetch (a rebalance began); None to skip the partition."""
+        if not self.flow_active or self.app.consumer_generation_id != generation:
+            return False
+        if active is None or tp in active or tp in self._buffered_partitions:
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            return True
+        return None
+
+    async def _hand_over(
+        self, tp: Any, records: Iterable[Any], inbox: ChunkInbox, generation: int
+    ) -> None:
+        read_offset = self._read_offset
+        r_offset = read_offset[tp]
+        acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
+        to_message = self._to_message
+        create_event = self.app.create_event
+        chunk = Chunk()
+        for record in records:
+            offset = record.offset
+            if r_offset is not None and offset < r_offset:
+                continue  # before the read offset: Faust drops it too
+            if r_offset and offset - r_offset > 1 and acks_enabled:
+                # Offsets that will never come (compaction, transaction markers) count as acked,
+                # or the committed offset could never pass them.
+                await self._add_gap(tp, r_offset + 1, offset)
+            message = to_message(tp, record)
+            message.refcount = 1  # one channel, as the conductor's incref would count
+            chunk.append(create_event(message.key, message.value, message.headers, message))
+            r_offset = offset
+        if chunk:
+            commit_every = self._commit_every
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
+            if await self._room(inbox, generation):
+                inbox.put(chunk)
+        read_offset[tp] = r_offset
+
+    async def _room(self, inbox: ChunkInbox, generation: int) -> bool:
+        """Waits until the inbox can take a chunk; False when a rebalance came first (the chunk
+        is then dropped, as Faust drops the message in hand: it is fetched again afterwards)."""
+        app = self.app
+        buffer = app.producer.buffer
+        if buffer.size > buffer.max_messages:
+            await self.wait_first(buffer.wait_until_ebb(), self.suspend_flow.wait())
+        while True:
+            if (
+                self.should_stop
+                or self.suspend_flow.is_set()
+                or not app.flow_control.is_active()
+                or app.consumer_generation_id != generation
+            ):
+                return False
+            if inbox.queued() < CHUNKS_AHEAD:
+                return True
+            await inbox.wait_taken(CHUNK_WAIT_SECONDS)
+
+    async def _deliver_one_by_one(
+        self, records: dict[Any, list[Any]], active: set[Any] | None, generation: int
+    ) -> None:
+        """Faust's own per-message delivery, for the channels that do not take chunks."""
+        callback = self.callback
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        commit_every = self._commit_every
+        since_yield = 0
+        for tp, record in self.scheduler.iterate(records):
+            deliverable = self._deliverable(tp, active, generation)
+            if deliverable is False:
+                break
+            if deliverable is None:
+                continue
+            message = self._to_message(tp, record)
+            since_yield += 1
+            if since_yield > 100:
+                await asyncio.sleep(0)
+                since_yield = 0
+            offset = message.offset
+            r_offset = read_offset[tp]
+            if r_offset is None or offset >= r_offset:
+                if offset - (r_offset or 0) > 1 and r_offset and acks_enabled_for(message.topic):
+                    await self._add_gap(tp, r_offset + 1, offset)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                await self.wait_first(callback(message), self.suspend_flow.wait())
+                read_offset[tp] = offset
+
     async def wait_first(
         self,
         *coros: WaitArgT,
@@ -104,6 +266,16 @@ class Consumer(driver.Consumer):
         # It waits (a full stream buffer, flow control, the producer's buffer): race it against
         # the suspension, as Faust does.
         return await super().wait_first(_Started(work, pending), suspended)
+
+
+def _inbox_of(channels: Any) -> ChunkInbox | None:
+    """The inbox of the one channel that reads a partition, if it takes chunks."""
+    if channels is None or len(channels) != 1:
+        return None
+    for channel in channels:
+        inbox: ChunkInbox | None = getattr(channel, "chunk_inbox", None)
+        return inbox
+    return None
 
 
 class ProducerBuffer(FaustProducerBuffer):

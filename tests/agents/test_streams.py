@@ -16,7 +16,7 @@ import faust
 import pytest
 from faust.exceptions import Skip
 
-from processor.streams import RawSchema, Stream
+from processor.streams import Chunk, ChunkInbox, RawSchema, Stream
 from tests.agents.support import close_unstarted_consumer, offline_processor, settled
 
 
@@ -158,6 +158,73 @@ async def test_a_processor_may_skip_an_event_which_is_then_acked(app: faust.App)
         await agent.put(b"signal", wait=False)
         await settled(lambda: batches == [[b"signal"]])
     assert noise.message.acked
+
+
+async def inbox_of(channel: Any) -> ChunkInbox:
+    """The inbox the stream's batches put on the channel it reads (a clone of ``channel``)."""
+    for _ in range(500):
+        for subscriber in list(channel._subscribers):
+            inbox: ChunkInbox | None = getattr(subscriber, "chunk_inbox", None)
+            if inbox is not None:
+                return inbox
+        await asyncio.sleep(0.01)
+    raise AssertionError("no chunk inbox on the channel")
+
+
+def chunk(app: faust.App, agent: Any, values: list[bytes]) -> Chunk:
+    """A fetch of one partition, as the drain loop hands it over (processor.transport)."""
+    events = Chunk()
+    for offset, value in enumerate(values):
+        message = agent.to_message(None, value, offset=offset)
+        message.refcount = 1
+        events.append(app.create_event(None, value, None, message))
+    return events
+
+
+async def test_chunks_are_taken_whole_in_batches_of_at_most_size(app: faust.App) -> None:
+    recorder = batcher(app, size=2, within=0.01)
+    channel = app.channel(schema=RawSchema())
+    async with app.agents["batcher"].test_context(channel=channel) as agent:
+        inbox = await inbox_of(channel)
+        inbox.put(chunk(app, agent, [b"1", b"2", b"3"]))
+        inbox.put(chunk(app, agent, [b"4"]))
+        await settled(lambda: sum(map(len, recorder.batches)) == 4)
+        await settled(lambda: all(event.message.acked for event in recorder.events[:2]))
+    # The rest of a chunk past a batch's size goes first into the next batch.
+    assert recorder.batches == [[b"1", b"2"], [b"3", b"4"]]
+
+
+async def test_taking_a_chunk_makes_room_for_the_drain_loop(app: faust.App) -> None:
+    recorder = batcher(app, size=10, within=0.01)
+    recorder.release.clear()
+    channel = app.channel(schema=RawSchema())
+    async with app.agents["batcher"].test_context(channel=channel) as agent:
+        inbox = await inbox_of(channel)
+        inbox.put(chunk(app, agent, [b"a"]))
+        await settled(lambda: recorder.batches == [[b"a"]])  # held: the agent is busy with it
+        inbox.put(chunk(app, agent, [b"b"]))
+        assert inbox.queued() == 1
+        waiting = asyncio.ensure_future(inbox.wait_taken(5.0))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        recorder.release.set()
+        await asyncio.wait_for(waiting, 5)
+        assert inbox.queued() == 0
+        await settled(lambda: recorder.batches == [[b"a"], [b"b"]])
+
+
+async def test_only_a_stream_of_raw_events_takes_chunks_and_only_while_it_runs(
+    app: faust.App,
+) -> None:
+    # The drain loop makes raw events itself; any other schema needs Faust's decode per message.
+    batcher(app, size=10, within=0.01)
+    raw, other = app.channel(schema=RawSchema()), app.channel()
+    async with app.agents["batcher"].test_context(channel=raw):
+        await inbox_of(raw)
+    assert not any(hasattr(subscriber, "chunk_inbox") for subscriber in raw._subscribers)
+    async with app.agents["batcher"].test_context(channel=other) as agent:
+        await agent.put(b"x")
+        assert not any(hasattr(subscriber, "chunk_inbox") for subscriber in other._subscribers)
 
 
 @pytest.mark.parametrize("key", [None, b"", b"k-1"])

@@ -1,5 +1,6 @@
 """The worker's transport: fetch wait bounded, polls that fit the stream buffer, a cheap
-hand-over of each message to the streams, and the producer buffer's size read cheaply.
+hand-over of each message to the streams, fetches handed over whole to the streams that take
+chunks, and the producer buffer's size read cheaply.
 
 Faust's drain loop calls ``consumer.wait_first(callback(message), suspend_flow.wait())`` once per
 message; these tests call it the same way.
@@ -14,9 +15,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP
 from mode.utils.queues import FlowControlQueue
 
 from processor import transport
+from processor.streams import Chunk, ChunkInbox
 from tests.agents.support import offline_processor
 
 
@@ -138,3 +142,141 @@ async def test_the_producer_buffer_counts_what_send_soon_left_pending(app: Any) 
     assert buffer.size == 3
     # The conductor waits on it before each message: nothing to wait for below the bound.
     await asyncio.wait_for(buffer.wait_until_ebb(), timeout=1)
+
+
+def record(offset: int, value: bytes, *, topic: str = "events", partition: int = 0) -> Any:
+    return ConsumerRecord(
+        topic, partition, offset, 1_700_000_000_000, 0, b"key", value, None, 3, len(value), []
+    )
+
+
+@pytest.fixture
+def inbox() -> ChunkInbox:
+    return ChunkInbox(asyncio.Queue())
+
+
+async def test_a_fetched_partition_is_handed_over_as_one_chunk_of_events(
+    app: Any, consumer: transport.Consumer, inbox: ChunkInbox
+) -> None:
+    app.flow_control.resume()
+    tp = TP("events", 2)
+    records = [record(offset, f"v{offset}".encode(), partition=2) for offset in (10, 11, 12)]
+
+    await consumer._hand_over(tp, records, inbox, app.consumer_generation_id)
+
+    assert inbox.queued() == 1
+    chunk = inbox.queue.get_nowait()
+    assert type(chunk) is Chunk
+    assert [event.value for event in chunk] == [b"v10", b"v11", b"v12"]
+    assert [event.message.offset for event in chunk] == [10, 11, 12]
+    assert {event.message.tp for event in chunk} == {tp}
+    # Counted as delivered to one channel, as the conductor counts it: one ack is the last.
+    assert [event.message.refcount for event in chunk] == [1, 1, 1]
+    assert consumer._read_offset[tp] == 12
+
+
+async def test_records_before_the_read_offset_are_not_handed_over_again(
+    app: Any, consumer: transport.Consumer, inbox: ChunkInbox
+) -> None:
+    app.flow_control.resume()
+    tp = TP("events", 0)
+    consumer._read_offset[tp] = 11
+    records = [record(offset, b"v") for offset in (10, 11, 12)]
+
+    await consumer._hand_over(tp, records, inbox, app.consumer_generation_id)
+
+    assert [event.message.offset for event in inbox.queue.get_nowait()] == [11, 12]
+
+
+async def test_a_gap_in_the_offsets_counts_as_acked(
+    app: Any, consumer: transport.Consumer, inbox: ChunkInbox
+) -> None:
+    # A transaction marker or a compacted record leaves an offset that never comes: unless it
+    # counts as acked, the committed offset can never pass it.
+    app.flow_control.resume()
+    app.topics.add(app.topic("gapped"))  # acked, as every topic an agent reads
+    await app.topics._update_indices()
+    assert app.topics.acks_enabled_for("gapped")
+    events_tp = TP("gapped", 0)
+    consumer._read_offset[events_tp] = 4
+    records = [record(offset, b"v", topic=events_tp.topic) for offset in (5, 7, 8)]
+
+    await consumer._hand_over(events_tp, records, inbox, app.consumer_generation_id)
+
+    gaps = sorted((interval.begin, interval.end) for interval in consumer._gap[events_tp])
+    assert gaps == [(6, 8)]  # Faust's own bounds: from the missing offset, end excluded
+    assert consumer._read_offset[events_tp] == 8
+
+
+async def test_the_commit_trigger_runs_once_enough_events_were_acked(
+    app: Any, consumer: transport.Consumer, inbox: ChunkInbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.flow_control.resume()
+    commits: list[int] = []
+
+    async def commit(*args: Any, **kwargs: Any) -> bool:
+        commits.append(consumer._n_acked)
+        return True
+
+    monkeypatch.setattr(consumer, "commit", commit)
+    consumer._commit_every = 100
+    consumer._n_acked = 100
+    await consumer._hand_over(TP("events", 0), [record(0, b"v")], inbox, app.consumer_generation_id)
+    assert commits == [0] and consumer._n_acked == 0
+
+
+async def test_the_drain_loop_waits_while_the_reader_is_chunks_behind(
+    app: Any, consumer: transport.Consumer, inbox: ChunkInbox
+) -> None:
+    app.flow_control.resume()
+    generation = app.consumer_generation_id
+    tp = TP("events", 0)
+    for index in range(transport.CHUNKS_AHEAD):
+        await consumer._hand_over(tp, [record(index, b"v")], inbox, generation)
+    handing = asyncio.ensure_future(
+        consumer._hand_over(tp, [record(9, b"late")], inbox, generation)
+    )
+    await asyncio.sleep(0.05)
+    assert not handing.done()
+    assert inbox.queued() == transport.CHUNKS_AHEAD
+
+    inbox.queue.get_nowait()  # the reader takes one
+    inbox.taken()
+    await asyncio.wait_for(handing, 5)
+    assert inbox.queued() == transport.CHUNKS_AHEAD
+    assert [event.value for event in list(inbox.queue._queue)[-1]] == [b"late"]
+
+
+@pytest.mark.parametrize("rebalance", ["suspended", "new generation"])
+async def test_a_rebalance_drops_the_chunk_waiting_for_room(
+    app: Any, consumer: transport.Consumer, inbox: ChunkInbox, rebalance: str
+) -> None:
+    # As Faust's loop drops the message in hand: the new assignment fetches it again from the
+    # committed offset. Nothing taken happens meanwhile: the rebalance empties the queue.
+    app.flow_control.resume()
+    generation = app.consumer_generation_id
+    tp = TP("events", 0)
+    for index in range(transport.CHUNKS_AHEAD):
+        await consumer._hand_over(tp, [record(index, b"v")], inbox, generation)
+    handing = asyncio.ensure_future(consumer._hand_over(tp, [record(9, b"v")], inbox, generation))
+    await asyncio.sleep(0.05)
+    if rebalance == "suspended":
+        consumer.suspend_flow.set()
+    else:
+        app.consumer_generation_id += 1
+    await asyncio.wait_for(handing, 5)
+    assert inbox.queued() == transport.CHUNKS_AHEAD  # not put
+
+
+def test_only_a_partition_read_by_one_chunk_taking_channel_is_handed_over_whole(
+    inbox: ChunkInbox,
+) -> None:
+    class Channel:
+        pass
+
+    taking, other = Channel(), Channel()
+    taking.chunk_inbox = inbox  # type: ignore[attr-defined]
+    assert transport._inbox_of({taking}) is inbox
+    assert transport._inbox_of({other}) is None
+    assert transport._inbox_of({taking, other}) is None  # two readers: one message each
+    assert transport._inbox_of(None) is None
