@@ -218,7 +218,8 @@ async def test_only_a_stream_of_raw_events_takes_chunks_and_only_while_it_runs(
 ) -> None:
     # The drain loop makes raw events itself; any other schema needs Faust's decode per message.
     batcher(app, size=10, within=0.01)
-    raw, other = app.channel(schema=RawSchema()), app.channel()
+    raw: Any = app.channel(schema=RawSchema())
+    other: Any = app.channel()
     async with app.agents["batcher"].test_context(channel=raw):
         await inbox_of(raw)
     assert not any(hasattr(subscriber, "chunk_inbox") for subscriber in raw._subscribers)
