@@ -66,19 +66,35 @@ class Chunk(list[Any]):
 
 class ChunkInbox:
     """Set on a channel whose reader takes :class:`Chunk` items; the drain loop hands over
-    through it, and waits on it while the reader is behind."""
+    through it, and waits on it while the reader is behind.
 
-    def __init__(self, queue: Any) -> None:
+    Its room is counted in events, as Faust's stream buffer is (``stream_buffer_maxsize``, the
+    queue's own bound, which counts items, chunks here): the drain loop waits while the
+    events queued and those it holds would not fit.
+    """
+
+    def __init__(self, queue: Any, capacity: int) -> None:
         self.queue = queue
+        self.capacity = capacity
+        self._events = 0
         self._taken = asyncio.Event()
 
     def put(self, chunk: Chunk) -> None:
         self.queue.put_nowait(chunk)
+        self._events += len(chunk)
 
     def queued(self) -> int:
-        return int(self.queue.qsize())
+        """Events handed over and not yet taken."""
+        if self.queue.empty():
+            self._events = 0  # a rebalance empties the queue without anything taken
+        return self._events
 
-    def taken(self) -> None:
+    def has_room(self, events: int) -> bool:
+        queued = self.queued()
+        return queued == 0 or queued + events <= self.capacity
+
+    def taken(self, chunk: Chunk) -> None:
+        self._events = max(self._events - len(chunk), 0)
         self._taken.set()
 
     async def wait_taken(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a deadline
@@ -103,7 +119,8 @@ class Stream(faust.Stream):
         inbox = None
         if isinstance(getattr(channel, "schema", None), RawSchema):
             # The drain loop makes our raw events itself, so it may hand them over in chunks.
-            inbox = channel.chunk_inbox = ChunkInbox(queue)
+            capacity = queue.maxsize or self.app.conf.stream_buffer_maxsize
+            inbox = channel.chunk_inbox = ChunkInbox(queue, capacity)
         loop = asyncio.get_running_loop()
         started = await self.maybe_start()
         taken: list[tuple[Any, Any]] = []  # (event, sensor state)
@@ -134,7 +151,7 @@ class Stream(faust.Stream):
                         if type(event) is Chunk:
                             unpacked.extend(event)
                             assert inbox is not None
-                            inbox.taken()
+                            inbox.taken(event)
                             continue
                         entry = self._admit(event)
                         if entry is None or (

@@ -52,9 +52,6 @@ from processor.streams import Chunk, ChunkInbox
 
 FETCH_MAX_WAIT_MS = 20
 FETCH_MIN_BYTES = 64 * 1024
-#: Chunks a channel's queue may hold before the drain loop waits for its reader to take one: the
-#: back pressure Faust's per-message path gets from the stream buffer's size.
-CHUNKS_AHEAD = 2
 #: How long the drain loop waits for a chunk to be taken before it looks again at the queue (a
 #: rebalance can empty it without any chunk being taken).
 CHUNK_WAIT_SECONDS = 0.1
@@ -190,13 +187,14 @@ class Consumer(driver.Consumer):
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
                 await self.commit()
-            if await self._room(inbox, generation):
+            if await self._room(inbox, len(chunk), generation):
                 inbox.put(chunk)
         read_offset[tp] = r_offset
 
-    async def _room(self, inbox: ChunkInbox, generation: int) -> bool:
-        """Waits until the inbox can take a chunk; False when a rebalance came first (the chunk
-        is then dropped, as Faust drops the message in hand: it is fetched again afterwards)."""
+    async def _room(self, inbox: ChunkInbox, events: int, generation: int) -> bool:
+        """Waits until the inbox has room for ``events`` more (the stream buffer's back pressure);
+        False when a rebalance came first (the chunk is then dropped, as Faust drops the message
+        in hand: it is fetched again afterwards)."""
         app = self.app
         buffer = app.producer.buffer
         if buffer.size > buffer.max_messages:
@@ -209,7 +207,7 @@ class Consumer(driver.Consumer):
                 or app.consumer_generation_id != generation
             ):
                 return False
-            if inbox.queued() < CHUNKS_AHEAD:
+            if inbox.has_room(events):
                 return True
             await inbox.wait_taken(CHUNK_WAIT_SECONDS)
 

@@ -202,15 +202,15 @@ async def test_taking_a_chunk_makes_room_for_the_drain_loop(app: faust.App) -> N
         inbox = await inbox_of(channel)
         inbox.put(chunk(app, agent, [b"a"]))
         await settled(lambda: recorder.batches == [[b"a"]])  # held: the agent is busy with it
-        inbox.put(chunk(app, agent, [b"b"]))
-        assert inbox.queued() == 1
+        inbox.put(chunk(app, agent, [b"b", b"c"]))
+        assert inbox.queued() == 2
         waiting = asyncio.ensure_future(inbox.wait_taken(5.0))
         await asyncio.sleep(0.05)
         assert not waiting.done()
         recorder.release.set()
         await asyncio.wait_for(waiting, 5)
         assert inbox.queued() == 0
-        await settled(lambda: recorder.batches == [[b"a"], [b"b"]])
+        await settled(lambda: recorder.batches == [[b"a"], [b"b", b"c"]])
 
 
 async def test_only_a_stream_of_raw_events_takes_chunks_and_only_while_it_runs(

@@ -150,9 +150,13 @@ def record(offset: int, value: bytes, *, topic: str = "events", partition: int =
     )
 
 
+#: Events the test inbox holds before the drain loop waits (the stream buffer's size).
+CAPACITY = 4
+
+
 @pytest.fixture
 def inbox() -> ChunkInbox:
-    return ChunkInbox(asyncio.Queue())
+    return ChunkInbox(asyncio.Queue(), CAPACITY)
 
 
 async def test_a_fetched_partition_is_handed_over_as_one_chunk_of_events(
@@ -164,7 +168,7 @@ async def test_a_fetched_partition_is_handed_over_as_one_chunk_of_events(
 
     await consumer._hand_over(tp, records, inbox, app.consumer_generation_id)
 
-    assert inbox.queued() == 1
+    assert inbox.queue.qsize() == 1 and inbox.queued() == 3
     chunk = inbox.queue.get_nowait()
     assert type(chunk) is Chunk
     assert [event.value for event in chunk] == [b"v10", b"v11", b"v12"]
@@ -225,26 +229,38 @@ async def test_the_commit_trigger_runs_once_enough_events_were_acked(
     assert commits == [0] and consumer._n_acked == 0
 
 
-async def test_the_drain_loop_waits_while_the_reader_is_chunks_behind(
+async def test_the_drain_loop_waits_while_the_stream_buffer_is_full(
     app: Any, consumer: transport.Consumer, inbox: ChunkInbox
 ) -> None:
     app.flow_control.resume()
     generation = app.consumer_generation_id
     tp = TP("events", 0)
-    for index in range(transport.CHUNKS_AHEAD):
-        await consumer._hand_over(tp, [record(index, b"v")], inbox, generation)
+    # Counted in events, not chunks: a fetch of four partitions is four chunks at once, and a
+    # bound of a few chunks split it into batches that waited for each other.
+    await consumer._hand_over(tp, [record(0, b"v"), record(1, b"v")], inbox, generation)
+    await consumer._hand_over(tp, [record(2, b"v")], inbox, generation)
+    assert inbox.queued() == 3
     handing = asyncio.ensure_future(
-        consumer._hand_over(tp, [record(9, b"late")], inbox, generation)
+        consumer._hand_over(tp, [record(3, b"late"), record(4, b"late")], inbox, generation)
     )
     await asyncio.sleep(0.05)
-    assert not handing.done()
-    assert inbox.queued() == transport.CHUNKS_AHEAD
+    assert not handing.done()  # 3 + 2 would not fit in 4
 
-    inbox.queue.get_nowait()  # the reader takes one
-    inbox.taken()
+    inbox.taken(inbox.queue.get_nowait())  # the reader takes the first chunk
     await asyncio.wait_for(handing, 5)
-    assert inbox.queued() == transport.CHUNKS_AHEAD
-    assert [event.value for event in list(inbox.queue._queue)[-1]] == [b"late"]
+    assert inbox.queued() == 3
+    assert [event.value for event in list(inbox.queue._queue)[-1]] == [b"late", b"late"]
+
+
+async def test_a_chunk_always_goes_into_an_empty_queue(
+    app: Any, consumer: transport.Consumer, inbox: ChunkInbox
+) -> None:
+    app.flow_control.resume()
+    records = [record(offset, b"v") for offset in range(CAPACITY * 2)]
+    await asyncio.wait_for(
+        consumer._hand_over(TP("events", 0), records, inbox, app.consumer_generation_id), 5
+    )
+    assert inbox.queued() == CAPACITY * 2
 
 
 @pytest.mark.parametrize("rebalance", ["suspended", "new generation"])
@@ -252,12 +268,12 @@ async def test_a_rebalance_drops_the_chunk_waiting_for_room(
     app: Any, consumer: transport.Consumer, inbox: ChunkInbox, rebalance: str
 ) -> None:
     # As Faust's loop drops the message in hand: the new assignment fetches it again from the
-    # committed offset. Nothing taken happens meanwhile: the rebalance empties the queue.
+    # committed offset.
     app.flow_control.resume()
     generation = app.consumer_generation_id
     tp = TP("events", 0)
-    for index in range(transport.CHUNKS_AHEAD):
-        await consumer._hand_over(tp, [record(index, b"v")], inbox, generation)
+    full = [record(offset, b"v") for offset in range(CAPACITY)]
+    await consumer._hand_over(tp, full, inbox, generation)
     handing = asyncio.ensure_future(consumer._hand_over(tp, [record(9, b"v")], inbox, generation))
     await asyncio.sleep(0.05)
     if rebalance == "suspended":
@@ -265,7 +281,15 @@ async def test_a_rebalance_drops_the_chunk_waiting_for_room(
     else:
         app.consumer_generation_id += 1
     await asyncio.wait_for(handing, 5)
-    assert inbox.queued() == transport.CHUNKS_AHEAD  # not put
+    assert inbox.queue.qsize() == 1  # not put
+
+
+async def test_an_emptied_queue_has_room_again(inbox: ChunkInbox) -> None:
+    # A rebalance clears the stream's queue without anything taken.
+    inbox.put(Chunk([object()] * CAPACITY))
+    assert not inbox.has_room(1)
+    inbox.queue.get_nowait()
+    assert inbox.queued() == 0 and inbox.has_room(1)
 
 
 def test_only_a_partition_read_by_one_chunk_taking_channel_is_handed_over_whole(
