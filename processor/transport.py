@@ -101,40 +101,14 @@ class Consumer(driver.Consumer):
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:
-        # Faust's loop (faust.transport.consumer.Consumer._drain_messages and getmany), with the
-        # records of chunk-taking channels handed over a fetched partition at a time.
+        # Faust's loop (faust.transport.consumer.Consumer._drain_messages), with each fetch
+        # delivered by _deliver_fetch.
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
-        tp_index = cast(Any, self.app.topics)._tp_index  # its index of channels by partition
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records, active = await self._wait_next_records(1.0)
-                generation = self.app.consumer_generation_id
-                await self.sleep(0)
-                if records is None or self.should_stop:
-                    continue
-                if not self.flow_active:
-                    self.log.dev("getmany called while flow not active. Seek back.")
-                    try:
-                        await self.perform_seek()
-                    except Exception as exc:  # noqa: BLE001 - as Faust's getmany
-                        self.log.warning(f"exception performing seek when flow not active {exc}")
-                    continue
-                one_by_one: dict[Any, list[Any]] = {}
-                for tp, tp_records in records.items():
-                    deliverable = self._deliverable(tp, active, generation)
-                    if deliverable is False:
-                        break
-                    if deliverable is None:
-                        continue
-                    inbox = _inbox_of(tp_index.get(tp))
-                    if inbox is None:
-                        one_by_one[tp] = tp_records
-                    else:
-                        await self._hand_over(tp, tp_records, inbox, generation)
-                if one_by_one:
-                    await self._deliver_one_by_one(one_by_one, active, generation)
+                await self._deliver_fetch()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -151,6 +125,37 @@ class Consumer(driver.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver_fetch(self) -> None:
+        """One fetch (Faust's ``getmany``): the records of chunk-taking channels handed over a
+        fetched partition at a time, the others one message at a time."""
+        records, active = await self._wait_next_records(1.0)
+        generation = self.app.consumer_generation_id
+        await self.sleep(0)
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # noqa: BLE001 - logged and carried on, as Faust's getmany
+                self.log.warning(f"exception performing seek when flow not active {exc}")
+            return
+        tp_index = cast(Any, self.app.topics)._tp_index  # the conductor's channels by partition
+        one_by_one: dict[Any, list[Any]] = {}
+        for tp, tp_records in records.items():
+            deliverable = self._deliverable(tp, active, generation)
+            if deliverable is False:
+                break
+            if deliverable is None:
+                continue
+            inbox = _inbox_of(tp_index.get(tp))
+            if inbox is None:
+                one_by_one[tp] = tp_records
+            else:
+                await self._hand_over(tp, tp_records, inbox, generation)
+        if one_by_one:
+            await self._deliver_one_by_one(one_by_one, active, generation)
 
     def _deliverable(self, tp: Any, active: set[Any] | None, generation: int) -> bool | None:
         """False to stop delivering this fetch (a rebalance began); None to skip the partition."""

@@ -304,3 +304,41 @@ def test_only_a_partition_read_by_one_chunk_taking_channel_is_handed_over_whole(
     assert transport._inbox_of({other}) is None
     assert transport._inbox_of({taking, other}) is None  # two readers: one message each
     assert transport._inbox_of(None) is None
+
+
+async def test_a_fetch_goes_whole_to_chunk_takers_and_one_by_one_to_the_others(
+    app: Any, consumer: transport.Consumer, inbox: ChunkInbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.flow_control.resume()
+    chunked, single = TP("events", 0), TP("contacts", 0)
+
+    class Channel:
+        pass
+
+    taking, plain = Channel(), Channel()
+    taking.chunk_inbox = inbox  # type: ignore[attr-defined]
+    monkeypatch.setitem(app.topics._tp_index, chunked, {taking})
+    monkeypatch.setitem(app.topics._tp_index, single, {plain})
+    fetched = {
+        chunked: [record(0, b"a"), record(1, b"b")],
+        single: [record(5, b"c", topic="contacts"), record(6, b"d", topic="contacts")],
+    }
+
+    async def wait_next_records(timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109 - Faust's
+        return fetched, None
+
+    delivered: list[bytes] = []
+
+    async def callback(message: Any) -> None:
+        delivered.append(message.value)
+
+    monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 7)
+    monkeypatch.setattr(consumer, "callback", callback)
+    monkeypatch.setattr(consumer, "flow_active", True)
+
+    await consumer._deliver_fetch()
+
+    assert [event.value for event in inbox.queue.get_nowait()] == [b"a", b"b"]
+    assert delivered == [b"c", b"d"]  # Faust's path: the conductor's callback per message
+    assert (consumer._read_offset[chunked], consumer._read_offset[single]) == (1, 6)
