@@ -129,9 +129,13 @@ class Consumer(driver.Consumer):
     async def _deliver_fetch(self) -> None:
         """One fetch (Faust's ``getmany``): the records of chunk-taking channels handed over a
         fetched partition at a time, the others one message at a time."""
+        # Before the fetch, as in Faust's loop (its getmany is a generator, started after this):
+        # a seek or rebalance pending on the loop goes first, so what is fetched is read after it.
+        await self.sleep(0)
+        if self.should_stop:
+            return
         records, active = await self._wait_next_records(1.0)
         generation = self.app.consumer_generation_id
-        await self.sleep(0)
         if records is None or self.should_stop:
             return
         if not self.flow_active:
@@ -170,7 +174,7 @@ class Consumer(driver.Consumer):
         self, tp: Any, records: Iterable[Any], inbox: ChunkInbox, generation: int
     ) -> None:
         read_offset = self._read_offset
-        r_offset = read_offset[tp]
+        r_offset = fetched_after = read_offset[tp]
         acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
         to_message = self._to_message
         create_event = self.app.create_event
@@ -192,8 +196,16 @@ class Consumer(driver.Consumer):
             if commit_every is not None and self._n_acked >= commit_every:
                 self._n_acked = 0
                 await self.commit()
-            if await self._room(inbox, len(chunk), generation):
-                inbox.put(chunk)
+            if not await self._room(inbox, len(chunk), generation) or (
+                read_offset[tp] != fetched_after
+            ):
+                # A rebalance or a seek came first (Faust's recovery seeks to the committed
+                # offsets within a generation): the seek has set where reading resumes. These
+                # records are read again from there; handing them over now, or moving the read
+                # offset past them, would drop those copies as already read, and with them the
+                # commits of everything after.
+                return
+            inbox.put(chunk)
         read_offset[tp] = r_offset
 
     async def _room(self, inbox: ChunkInbox, events: int, generation: int) -> bool:
@@ -245,6 +257,8 @@ class Consumer(driver.Consumer):
                     self._n_acked = 0
                     await self.commit()
                 await self.wait_first(callback(message), self.suspend_flow.wait())
+                if self.app.consumer_generation_id != generation:
+                    return  # as above, in _hand_over (Faust's loop sets the read offset here)
                 read_offset[tp] = offset
 
     async def wait_first(

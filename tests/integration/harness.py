@@ -185,6 +185,23 @@ def produce_events(bootstrap: str, topic: str, events: Iterable[dict[str, Any]])
     produce(bootstrap, topic, [(order_key(v), v) for v in encoded])
 
 
+def uncommitted(bootstrap: str, group: str, topic: str, timeout: float = 10.0) -> int:
+    """Records of the topic past the consumer group's committed offsets (its lag)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+        partitions = [TopicPartition(topic, pid) for pid in metadata.topics[topic].partitions]
+        lag = 0
+        for tp in consumer.committed(partitions, timeout=timeout):
+            _, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            lag += high - max(tp.offset, 0)  # no commit yet: a negative sentinel
+        return lag
+    finally:
+        consumer.close()
+
+
 def read_topic(bootstrap: str, topic: str, timeout: float = 5.0) -> list[Any]:
     """Every record on the topic so far (all partitions, from the beginning)."""
     consumer = Consumer(

@@ -21,6 +21,7 @@ from tests.integration.harness import (
     produce,
     produce_events,
     read_topic,
+    uncommitted,
 )
 from tests.integration.test_pipeline import DATE, SEED_EVENT, item
 from tests.servers import free_port, local_redis
@@ -144,6 +145,55 @@ def test_a_graceful_stop_in_the_middle_of_a_backlog_loses_nothing(
         worker.stop()
 
 
+def test_a_worker_joining_in_the_middle_of_a_backlog_loses_nothing(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    # A rebalance while the first worker drains a backlog: what it fetched for the partitions it
+    # gives up (whole fetches in its agents' queues) is dropped unacked and read again from the
+    # committed offset by the new owner, and the partitions it keeps are sought back to theirs
+    # (Faust's recovery), so nothing fetched before that seek may be handed over after it. Every
+    # order reaches the RFM feed, every offset is committed, and no event is taken out of its
+    # order (a delivery before its creation would be dead-lettered as unknown_order).
+    created_topics = deployment.run_cli("topics", "create")
+    assert created_topics.returncode == 0, created_topics.stderr
+    # Enough that the first worker is still at it when the second has joined.
+    ids = [f"o-join-{n}" for n in range(40000)]
+    produce_events(
+        deployment.bootstrap,
+        deployment.topic("orders_events"),
+        [e for order_id in ids for e in (created(order_id), event("orderDelivered", order_id))],
+    )
+    first = WorkerProcess(deployment, tmp_path / "first.log")
+    second = WorkerProcess(
+        deployment,
+        tmp_path / "second.log",
+        web_port=free_port(),
+        data_dir=tmp_path / "second-data",
+    )
+    first.start()
+    try:
+        eventually(lambda: first.get("/api/stats")[1]["applied"] >= 2000, every=0.05)
+        mark = first.log_size()
+        second.start()
+        first.wait_log("Worker ready", after=mark)  # the first worker went through a rebalance
+        assert len(rfm_order_ids(deployment)) < len(ids), "the first worker was done before"
+
+        eventually(lambda: rfm_order_ids(deployment) >= set(ids), timeout=300, every=2)
+        # Acked across the rebalance: the group's offsets reach the end of the events topic.
+        group, events_topic = f"op-{deployment.tag}", deployment.topic("orders_events")
+        eventually(lambda: uncommitted(deployment.bootstrap, group, events_topic) == 0, every=2)
+        dead_letters = read_topic(deployment.bootstrap, deployment.topic("orders_dlq"))
+        assert [m.value() for m in dead_letters] == []
+        stats = [w.get("/api/stats")[1] for w in (first, second)]
+        assert all(sum(s["events"].values()) > 0 for s in stats), stats  # both took part
+        for order_id in ids[::1500]:
+            order = eventually(lambda oid=order_id: first.order(oid))  # type: ignore[misc]
+            assert order["status"] == "DELIVERED"
+    finally:
+        second.stop()
+        first.stop()
+
+
 def rfm_order_ids(deployment: Deployment) -> set[str]:
     messages = read_topic(deployment.bootstrap, deployment.topic("orders_rfm"))
     return {json.loads(m.value())["externalOrderId"] for m in messages}
@@ -212,13 +262,15 @@ def test_redis_outage_delays_but_drops_nothing(
         produce_events(deployment.bootstrap, deployment.topic("orders_events"), [created("o-wait")])
         worker.wait_log("Redis unreachable during contact lookup", after=mark, timeout=60)
         assert worker.order("o-wait") is None
-        assert read_topic(deployment.bootstrap, deployment.topic("orders_dlq")) == []
+        dead_letters = read_topic(deployment.bootstrap, deployment.topic("orders_dlq"))
+        assert [m.value() for m in dead_letters] == []
     finally:
         os.kill(redis_pid, signal.SIGCONT)
     try:
         order = eventually(lambda: worker.order("o-wait"))
         assert order["contactId"] == "c-r"
-        assert read_topic(deployment.bootstrap, deployment.topic("orders_dlq")) == []
+        dead_letters = read_topic(deployment.bootstrap, deployment.topic("orders_dlq"))
+        assert [m.value() for m in dead_letters] == []
 
         # The same worker runs with PROCESSOR_TOTAL_MISMATCH=reject: the seed's own example
         # (258.0 against an item at 990) is dead-lettered.

@@ -284,6 +284,28 @@ async def test_a_rebalance_drops_the_chunk_waiting_for_room(
     assert inbox.queue.qsize() == 1  # not put
 
 
+async def test_a_chunk_that_waited_through_a_seek_is_not_handed_over(
+    app: Any, consumer: transport.Consumer, inbox: ChunkInbox
+) -> None:
+    # Faust's recovery seeks the stream partitions to their committed offsets within one
+    # generation. Records fetched before that are fetched again from there; handed over now, they
+    # would move the read offset past the copies to come, which would then be dropped as read.
+    app.flow_control.resume()
+    generation = app.consumer_generation_id
+    tp = TP("events", 0)
+    full = [record(offset, b"v") for offset in range(100, 100 + CAPACITY)]
+    await consumer._hand_over(tp, full, inbox, generation)
+    handing = asyncio.ensure_future(
+        consumer._hand_over(tp, [record(104, b"stale")], inbox, generation)
+    )
+    await asyncio.sleep(0.05)
+    consumer._read_offset[tp] = 90  # the seek: reading resumes at the committed offset
+    inbox.taken(inbox.queue.get_nowait())  # room again
+    await asyncio.wait_for(handing, 5)
+    assert inbox.queue.qsize() == 0
+    assert consumer._read_offset[tp] == 90
+
+
 async def test_an_emptied_queue_has_room_again(inbox: ChunkInbox) -> None:
     # A rebalance clears the stream's queue without anything taken.
     inbox.put(Chunk([object()] * CAPACITY))
