@@ -34,7 +34,11 @@ takes it out again on its own. For a channel whose reader takes a batch at a tim
 of each fetched partition as one :class:`~processor.streams.Chunk`, with the same checks (read
 offsets, offset gaps, the consumer generation, flow control, the commit trigger) made once per
 chunk where Faust makes them per message. Every other channel (the contacts agent's, the
-tables' changelogs) gets its messages one at a time, exactly as from Faust's loop.
+tables' changelogs) gets its messages one at a time, exactly as from Faust's loop. A chunk is
+handed over only if nothing has moved the partition's reading since it was fetched (a rebalance,
+or the seek to the committed offsets that ends Faust's recovery): its records are read again from
+there, and handing the old ones over would move the read offset past the new copies, which would
+then be dropped as read (tests/integration/test_resilience.py, a worker joining mid-backlog).
 """
 
 from __future__ import annotations
