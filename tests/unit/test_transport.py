@@ -246,7 +246,8 @@ async def test_the_drain_loop_waits_while_the_stream_buffer_is_full(
     await asyncio.sleep(0.05)
     assert not handing.done()  # 3 + 2 would not fit in 4
 
-    inbox.taken(inbox.queue.get_nowait())  # the reader takes the first chunk
+    inbox.queue.get_nowait()
+    inbox.taken()  # the reader takes the first chunk
     await asyncio.wait_for(handing, 5)
     assert inbox.queued() == 3
     assert [event.value for event in list(inbox.queue._queue)[-1]] == [b"late", b"late"]
@@ -300,7 +301,8 @@ async def test_a_chunk_that_waited_through_a_seek_is_not_handed_over(
     )
     await asyncio.sleep(0.05)
     consumer._read_offset[tp] = 90  # the seek: reading resumes at the committed offset
-    inbox.taken(inbox.queue.get_nowait())  # room again
+    inbox.queue.get_nowait()
+    inbox.taken()  # room again
     await asyncio.wait_for(handing, 5)
     assert inbox.queue.qsize() == 0
     assert consumer._read_offset[tp] == 90
@@ -310,8 +312,10 @@ async def test_an_emptied_queue_has_room_again(inbox: ChunkInbox) -> None:
     # A rebalance clears the stream's queue without anything taken.
     inbox.put(Chunk([object()] * CAPACITY))
     assert not inbox.has_room(1)
-    inbox.queue.get_nowait()
+    inbox.queue.get_nowait()  # gone without being taken
     assert inbox.queued() == 0 and inbox.has_room(1)
+    inbox.put(Chunk([object()]))
+    assert inbox.queued() == 1 and inbox.has_room(CAPACITY - 1)
 
 
 def test_only_a_partition_read_by_one_chunk_taking_channel_is_handed_over_whole(
