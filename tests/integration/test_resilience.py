@@ -117,20 +117,26 @@ def test_state_survives_kill_9_and_restart(deployment: Deployment, tmp_path: Pat
     assert sorted(set(ops), key=lambda op: op[1]) == [("delivered", 2), ("revoked", 3)]
 
 
+def delivered_backlog(deployment: Deployment, prefix: str, orders: int) -> list[str]:
+    """The topics, and a backlog of ``orders`` orders, each created then delivered; their ids."""
+    created_topics = deployment.run_cli("topics", "create")
+    assert created_topics.returncode == 0, created_topics.stderr
+    ids = [f"{prefix}-{n}" for n in range(orders)]
+    produce_events(
+        deployment.bootstrap,
+        deployment.topic("orders_events"),
+        [e for order_id in ids for e in (created(order_id), event("orderDelivered", order_id))],
+    )
+    return ids
+
+
 def test_a_graceful_stop_in_the_middle_of_a_backlog_loses_nothing(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     # SIGTERM while the worker is draining a backlog: it stops cleanly (exit 0) with part of
     # the backlog done, commits no more than it finished, and after the restart every order
     # reaches the RFM feed. (The ack order itself is pinned by tests/agents/test_streams.py.)
-    created_topics = deployment.run_cli("topics", "create")
-    assert created_topics.returncode == 0, created_topics.stderr
-    ids = [f"o-stop-{n}" for n in range(5000)]
-    produce_events(
-        deployment.bootstrap,
-        deployment.topic("orders_events"),
-        [e for order_id in ids for e in (created(order_id), event("orderDelivered", order_id))],
-    )
+    ids = delivered_backlog(deployment, "o-stop", 5000)
     worker = WorkerProcess(deployment, tmp_path / "worker.log")
     worker.start()
     try:
@@ -154,15 +160,8 @@ def test_a_worker_joining_in_the_middle_of_a_backlog_loses_nothing(
     # (Faust's recovery), so nothing fetched before that seek may be handed over after it. Every
     # order reaches the RFM feed, every offset is committed, and no event is taken out of its
     # order (a delivery before its creation would be dead-lettered as unknown_order).
-    created_topics = deployment.run_cli("topics", "create")
-    assert created_topics.returncode == 0, created_topics.stderr
     # Enough that the first worker is still at it when the second has joined.
-    ids = [f"o-join-{n}" for n in range(40000)]
-    produce_events(
-        deployment.bootstrap,
-        deployment.topic("orders_events"),
-        [e for order_id in ids for e in (created(order_id), event("orderDelivered", order_id))],
-    )
+    ids = delivered_backlog(deployment, "o-join", 40000)
     first = WorkerProcess(deployment, tmp_path / "first.log")
     second = WorkerProcess(
         deployment,
