@@ -261,8 +261,10 @@ class Consumer(driver.Consumer):
                     self._n_acked = 0
                     await self.commit()
                 await self.wait_first(callback(message), self.suspend_flow.wait())
-                if self.app.consumer_generation_id != generation:
-                    return  # as above, in _hand_over (Faust's loop sets the read offset here)
+                if self.app.consumer_generation_id != generation or read_offset[tp] != r_offset:
+                    # A rebalance or a seek meanwhile, as in _hand_over: the rest is read again
+                    # from where the seek put the reading (Faust's loop sets the offset anyway).
+                    return
                 read_offset[tp] = offset
 
     async def wait_first(

@@ -368,3 +368,26 @@ async def test_a_fetch_goes_whole_to_chunk_takers_and_one_by_one_to_the_others(
     assert [event.value for event in inbox.queue.get_nowait()] == [b"a", b"b"]
     assert delivered == [b"c", b"d"]  # Faust's path: the conductor's callback per message
     assert (consumer._read_offset[chunked], consumer._read_offset[single]) == (1, 6)
+
+
+async def test_a_seek_while_a_message_is_handed_over_ends_that_fetch(
+    app: Any, consumer: transport.Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The message-by-message path keeps the same rule as chunks: after a seek, the records in
+    # hand are read again from where it put the reading, not handed over or counted as read.
+    app.flow_control.resume()
+    tp = TP("contacts", 0)
+    consumer._read_offset[tp] = 5
+    delivered: list[bytes] = []
+
+    async def callback(message: Any) -> None:
+        delivered.append(message.value)
+        consumer._read_offset[tp] = 2  # the seek, while this message was being handed over
+
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 9)
+    monkeypatch.setattr(consumer, "callback", callback)
+    records = {tp: [record(offset, f"c{offset}".encode(), topic="contacts") for offset in (5, 6)]}
+    await consumer._deliver_one_by_one(records, None, app.consumer_generation_id)
+
+    assert delivered == [b"c5"]
+    assert consumer._read_offset[tp] == 2
