@@ -196,10 +196,7 @@ class Consumer(driver.Consumer):
             chunk.append(create_event(message.key, message.value, message.headers, message))
             r_offset = offset
         if chunk:
-            commit_every = self._commit_every
-            if commit_every is not None and self._n_acked >= commit_every:
-                self._n_acked = 0
-                await self.commit()
+            await self._commit_if_due()
             if not await self._room(inbox, len(chunk), generation) or (
                 read_offset[tp] != fetched_after
             ):
@@ -211,6 +208,12 @@ class Consumer(driver.Consumer):
                 return
             inbox.put(chunk)
         read_offset[tp] = r_offset
+
+    async def _commit_if_due(self) -> None:
+        """Faust's count trigger: a commit once enough events were acked since the last."""
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
 
     async def _room(self, inbox: ChunkInbox, events: int, generation: int) -> bool:
         """Waits until the inbox has room for ``events`` more (the stream buffer's back pressure);
@@ -239,7 +242,6 @@ class Consumer(driver.Consumer):
         callback = self.callback
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
-        commit_every = self._commit_every
         since_yield = 0
         for tp, record in self.scheduler.iterate(records):
             deliverable = self._deliverable(tp, active, generation)
@@ -255,11 +257,9 @@ class Consumer(driver.Consumer):
             offset = message.offset
             r_offset = read_offset[tp]
             if r_offset is None or offset >= r_offset:
-                if offset - (r_offset or 0) > 1 and r_offset and acks_enabled_for(message.topic):
+                if r_offset and offset - r_offset > 1 and acks_enabled_for(tp.topic):
                     await self._add_gap(tp, r_offset + 1, offset)
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
+                await self._commit_if_due()
                 await self.wait_first(callback(message), self.suspend_flow.wait())
                 if self.app.consumer_generation_id != generation or read_offset[tp] != r_offset:
                     # A rebalance or a seek meanwhile, as in _hand_over: the rest is read again
@@ -295,10 +295,9 @@ def _inbox_of(channels: Any) -> ChunkInbox | None:
     """The inbox of the one channel that reads a partition, if it takes chunks."""
     if channels is None or len(channels) != 1:
         return None
-    for channel in channels:
-        inbox: ChunkInbox | None = getattr(channel, "chunk_inbox", None)
-        return inbox
-    return None
+    (channel,) = channels
+    inbox: ChunkInbox | None = getattr(channel, "chunk_inbox", None)
+    return inbox
 
 
 class ProducerBuffer(FaustProducerBuffer):

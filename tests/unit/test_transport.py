@@ -159,6 +159,21 @@ def inbox() -> ChunkInbox:
     return ChunkInbox(asyncio.Queue(), CAPACITY)
 
 
+async def waiting_for_room(
+    consumer: transport.Consumer, tp: TP, records: list[Any], inbox: ChunkInbox, generation: int
+) -> asyncio.Future[None]:
+    """A hand-over started with the inbox full: it is still waiting a moment later."""
+    handing = asyncio.ensure_future(consumer._hand_over(tp, records, inbox, generation))
+    await asyncio.sleep(0.05)
+    assert not handing.done()
+    return handing
+
+
+def reader_takes_one(inbox: ChunkInbox) -> None:
+    inbox.queue.get_nowait()
+    inbox.taken()
+
+
 async def test_a_fetched_partition_is_handed_over_as_one_chunk_of_events(
     app: Any, consumer: transport.Consumer, inbox: ChunkInbox
 ) -> None:
@@ -240,14 +255,10 @@ async def test_the_drain_loop_waits_while_the_stream_buffer_is_full(
     await consumer._hand_over(tp, [record(0, b"v"), record(1, b"v")], inbox, generation)
     await consumer._hand_over(tp, [record(2, b"v")], inbox, generation)
     assert inbox.queued() == 3
-    handing = asyncio.ensure_future(
-        consumer._hand_over(tp, [record(3, b"late"), record(4, b"late")], inbox, generation)
-    )
-    await asyncio.sleep(0.05)
-    assert not handing.done()  # 3 + 2 would not fit in 4
+    late = [record(3, b"late"), record(4, b"late")]
+    handing = await waiting_for_room(consumer, tp, late, inbox, generation)  # 3 + 2 > 4
 
-    inbox.queue.get_nowait()
-    inbox.taken()  # the reader takes the first chunk
+    reader_takes_one(inbox)
     await asyncio.wait_for(handing, 5)
     assert inbox.queued() == 3
     assert [event.value for event in list(inbox.queue._queue)[-1]] == [b"late", b"late"]
@@ -275,8 +286,7 @@ async def test_a_rebalance_drops_the_chunk_waiting_for_room(
     tp = TP("events", 0)
     full = [record(offset, b"v") for offset in range(CAPACITY)]
     await consumer._hand_over(tp, full, inbox, generation)
-    handing = asyncio.ensure_future(consumer._hand_over(tp, [record(9, b"v")], inbox, generation))
-    await asyncio.sleep(0.05)
+    handing = await waiting_for_room(consumer, tp, [record(9, b"v")], inbox, generation)
     if rebalance == "suspended":
         consumer.suspend_flow.set()
     else:
@@ -296,13 +306,9 @@ async def test_a_chunk_that_waited_through_a_seek_is_not_handed_over(
     tp = TP("events", 0)
     full = [record(offset, b"v") for offset in range(100, 100 + CAPACITY)]
     await consumer._hand_over(tp, full, inbox, generation)
-    handing = asyncio.ensure_future(
-        consumer._hand_over(tp, [record(104, b"stale")], inbox, generation)
-    )
-    await asyncio.sleep(0.05)
+    handing = await waiting_for_room(consumer, tp, [record(104, b"stale")], inbox, generation)
     consumer._read_offset[tp] = 90  # the seek: reading resumes at the committed offset
-    inbox.queue.get_nowait()
-    inbox.taken()  # room again
+    reader_takes_one(inbox)
     await asyncio.wait_for(handing, 5)
     assert inbox.queue.qsize() == 0
     assert consumer._read_offset[tp] == 90
