@@ -40,6 +40,14 @@ def _median(values: list[float]) -> float:
     return round(sorted(values)[(len(values) - 1) // 2], 1)
 
 
+def _percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..1), in ms."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[max(math.ceil(q * len(ordered)) - 1, 0)], 1)
+
+
 @dataclass
 class LevelResult:
     fraction: float
@@ -47,9 +55,21 @@ class LevelResult:
     seconds: float
     sent: int
     achieved_rate: float
+    #: Outputs awaited after the warm-up: the ones the level's figures count.
     expected: int
-    samples: list[Sample]
+    #: Every sample, the warm-up's included (those with ``at < warmup_seconds``).
+    all_samples: list[Sample]
     max_send_lag_ms: float
+    warmup_seconds: float = 0.0
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The samples the level's figures count: those planned after the warm-up."""
+        return [s for s in self.all_samples if s.at >= self.warmup_seconds]
+
+    @property
+    def warmup_samples(self) -> list[Sample]:
+        return [s for s in self.all_samples if s.at < self.warmup_seconds]
 
     @property
     def latencies_ms(self) -> list[float]:
@@ -57,24 +77,23 @@ class LevelResult:
 
     @property
     def measured(self) -> int:
-        return len(self.latencies_ms)
+        return len(self.samples)
 
     def percentile(self, q: float) -> float | None:
-        """Nearest-rank percentile (q in 0..1) of the measured latencies, in ms."""
-        if not self.latencies_ms:
-            return None
-        ordered = sorted(self.latencies_ms)
-        return round(ordered[max(math.ceil(q * len(ordered)) - 1, 0)], 1)
+        """Nearest-rank percentile (q in 0..1) of the counted latencies, in ms."""
+        return _percentile(self.latencies_ms, q)
 
     def timeline(self) -> list[dict[str, Any]]:
-        """Per second of the schedule: outputs, median and worst latency. Stalls (a commit, a
-        flush, a rebalance) show here as a second whose worst case stands out."""
+        """Per second of the schedule, the warm-up's included: outputs, median and worst latency.
+        Stalls (a commit, a flush, a rebalance) show here as a second whose worst case stands
+        out."""
         buckets: dict[int, list[Sample]] = {}
-        for sample in self.samples:
+        for sample in self.all_samples:
             buckets.setdefault(int(sample.at), []).append(sample)
         return [
             {
                 "second": second,
+                "warmup": second < self.warmup_seconds,
                 "measured": len(samples),
                 "p50Ms": _median([s.total_ms for s in samples]),
                 "maxMs": round(max(s.total_ms for s in samples), 1),
@@ -84,11 +103,14 @@ class LevelResult:
         ]
 
     def as_dict(self) -> dict[str, Any]:
+        samples, warmup = self.samples, self.warmup_samples
+        worker_ms = [s.worker_ms for s in samples]
         return {
             "fraction": self.fraction,
             "targetEventsPerSecond": round(self.target_rate, 1),
             "achievedEventsPerSecond": round(self.achieved_rate, 1),
             "seconds": round(self.seconds, 2),
+            "warmupSeconds": self.warmup_seconds,
             "sent": self.sent,
             "expected": self.expected,
             "measured": self.measured,
@@ -96,8 +118,15 @@ class LevelResult:
             "p50Ms": self.percentile(0.50),
             "p95Ms": self.percentile(0.95),
             "p99Ms": self.percentile(0.99),
-            "maxMs": round(max(self.latencies_ms), 1) if self.latencies_ms else None,
-            "workerP50Ms": _median([s.worker_ms for s in self.samples]) if self.samples else None,
+            "maxMs": round(max(self.latencies_ms), 1) if samples else None,
+            "workerP50Ms": _percentile(worker_ms, 0.50),
+            "workerP99Ms": _percentile(worker_ms, 0.99),
+            "warmup": {
+                "measured": len(warmup),
+                "p50Ms": _percentile([s.total_ms for s in warmup], 0.50),
+                "p99Ms": _percentile([s.total_ms for s in warmup], 0.99),
+                "maxMs": round(max(s.total_ms for s in warmup), 1) if warmup else None,
+            },
             "maxSendLagMs": round(self.max_send_lag_ms, 1),
             "timeline": self.timeline(),
         }
@@ -119,6 +148,8 @@ class _Outputs(threading.Thread):
         # Kafka timestamps are wall-clock; planned times are monotonic.
         self._wall_offset = time.time() - time.monotonic()
         self._stop_event = threading.Event()
+        #: Set once the reader is connected and polling its partitions.
+        self.ready = threading.Event()
         self._consumer = Consumer(
             {
                 "bootstrap.servers": deployment.servers.bootstrap,
@@ -129,6 +160,7 @@ class _Outputs(threading.Thread):
             }
         )
         # Assign at the current ends: earlier outputs (the backlog's) are not ours to time.
+        self._consumer.list_topics(self.rfm, timeout=30)  # connected before it is timed
         offsets = Offsets(deployment.servers.bootstrap, f"{deployment.prefix}-latency")
         try:
             self._consumer.assign(
@@ -156,6 +188,7 @@ class _Outputs(threading.Thread):
                 # unless the batch filled, adding up to that timeout to every sample.
                 first = self._consumer.poll(0.05)
                 seen = time.monotonic()
+                self.ready.set()
                 if first is None:
                     continue
                 messages = [first, *self._consumer.consume(num_messages=1000, timeout=0)]
@@ -196,12 +229,14 @@ def run_level(
     fraction: float,
     rate: float,
     seconds: float,
+    warmup: float,
     contacts: int,
     seed: int,
     drain_timeout: float,
 ) -> LevelResult:
-    """Send ``rate`` events/s for ``seconds`` on a fixed schedule and time their outputs."""
-    count = max(int(rate * seconds), 2)
+    """Send ``rate`` events/s for ``warmup + seconds`` on a fixed schedule and time their
+    outputs; the figures count those planned after the first ``warmup`` seconds."""
+    count = max(int(rate * (warmup + seconds)), 2)
     probes = loadgen.latency_load(
         count, contacts, tag=f"{deployment.prefix}-l{round(fraction * 100)}", seed=seed
     )
@@ -217,6 +252,11 @@ def run_level(
             "linger.ms": 1,
         }
     )
+    # Both clients connected before the clock starts: once, the first outputs of a level waited
+    # 580 ms on a reader still connecting, and counted it as latency.
+    producer.list_topics(deployment.events_topic, timeout=30)
+    if not outputs.ready.wait(30):
+        raise RuntimeError("the latency reader did not start within 30 s")
     sender = _Sender(producer, deployment.events_topic, outputs, probes, rate)
     # The probes and everything loaded so far live through the level: out of the collector's
     # way, and no collection during it. A full collection here walked them all and held the
@@ -233,12 +273,12 @@ def run_level(
                 f"phase 3 ({fraction:.0%}): sent {sender.sent:,}/{len(probes):,}, "
                 f"{outputs.done():,} outputs seen"
             )
-        expected = sum(1 for p in probes if p.expect is not None)
+        awaited = [i for i, p in enumerate(probes) if p.expect is not None]
         deadline = time.monotonic() + drain_timeout
-        while outputs.done() < expected and time.monotonic() < deadline:
+        while outputs.done() < len(awaited) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if outputs.done() < expected:
-            log(f"phase 3 ({fraction:.0%}): {expected - outputs.done()} outputs never came")
+        if outputs.done() < len(awaited):
+            log(f"phase 3 ({fraction:.0%}): {len(awaited) - outputs.done()} outputs never came")
     finally:
         outputs.stop()
         gc.enable()
@@ -251,9 +291,11 @@ def run_level(
         seconds=sender.elapsed,
         sent=sender.sent,
         achieved_rate=sender.sent / sender.elapsed if sender.elapsed > 0 else 0.0,
-        expected=expected,
-        samples=samples,
+        # Probe i is planned at i / rate (see _Sender), as its sample's `at` will be.
+        expected=sum(1 for i in awaited if i / rate >= warmup),
+        all_samples=samples,
         max_send_lag_ms=sender.max_lag * 1000,
+        warmup_seconds=warmup,
     )
 
 

@@ -25,6 +25,7 @@ FIELDS = (
     "parameters.events",
     "parameters.contacts",
     "parameters.latencySeconds",
+    "parameters.warmupSeconds",
     "parameters.partitions",
     "parameters.build",
     "machine.cores",
@@ -45,7 +46,17 @@ FIELDS = (
     "summary.tableOrders",
     "summary.tableDiskMb",
 )
-LEVEL_FIELDS = ("fraction", "targetEventsPerSecond", "measured", "p50Ms", "p95Ms", "p99Ms", "maxMs")
+LEVEL_FIELDS = (
+    "fraction",
+    "targetEventsPerSecond",
+    "measured",
+    "p50Ms",
+    "p95Ms",
+    "p99Ms",
+    "maxMs",
+    "workerP99Ms",
+    "warmup",
+)
 
 
 def lookup(doc: dict[str, Any], path: str) -> Any:
@@ -71,6 +82,8 @@ def test_benchmark_completes_and_reports_every_field(
         "2000",
         "--latency-seconds",
         "3",
+        "--warmup-seconds",
+        "1",
         "--out",
         str(out),
         "--work-dir",
@@ -97,6 +110,7 @@ def test_benchmark_completes_and_reports_every_field(
     for level in levels:
         for name in LEVEL_FIELDS:
             assert name in level, f"latency level lacks {name}"
+        assert level["warmup"]["measured"] > 0, level["warmup"]
     assert (out / "latest.png").stat().st_size > 0
     # By default the worker runs the compiled build, as the image does, and says so.
     assert lookup(result, "parameters.build") == "compiled"
