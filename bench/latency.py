@@ -36,16 +36,21 @@ class Sample:
     worker_ms: float
 
 
-def _median(values: list[float]) -> float:
-    return round(sorted(values)[(len(values) - 1) // 2], 1)
-
-
 def _percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..1), in ms."""
     if not values:
         return None
     ordered = sorted(values)
     return round(ordered[max(math.ceil(q * len(ordered)) - 1, 0)], 1)
+
+
+def _figures(latencies_ms: list[float]) -> dict[str, float | None]:
+    return {
+        "p50Ms": _percentile(latencies_ms, 0.50),
+        "p95Ms": _percentile(latencies_ms, 0.95),
+        "p99Ms": _percentile(latencies_ms, 0.99),
+        "maxMs": round(max(latencies_ms), 1) if latencies_ms else None,
+    }
 
 
 @dataclass
@@ -79,10 +84,6 @@ class LevelResult:
     def measured(self) -> int:
         return len(self.samples)
 
-    def percentile(self, q: float) -> float | None:
-        """Nearest-rank percentile (q in 0..1) of the counted latencies, in ms."""
-        return _percentile(self.latencies_ms, q)
-
     def timeline(self) -> list[dict[str, Any]]:
         """Per second of the schedule, the warm-up's included: outputs, median and worst latency.
         Stalls (a commit, a flush, a rebalance) show here as a second whose worst case stands
@@ -95,16 +96,16 @@ class LevelResult:
                 "second": second,
                 "warmup": second < self.warmup_seconds,
                 "measured": len(samples),
-                "p50Ms": _median([s.total_ms for s in samples]),
+                "p50Ms": _percentile([s.total_ms for s in samples], 0.50),
                 "maxMs": round(max(s.total_ms for s in samples), 1),
-                "workerP50Ms": _median([s.worker_ms for s in samples]),
+                "workerP50Ms": _percentile([s.worker_ms for s in samples], 0.50),
             }
             for second, samples in sorted(buckets.items())
         ]
 
     def as_dict(self) -> dict[str, Any]:
-        samples, warmup = self.samples, self.warmup_samples
-        worker_ms = [s.worker_ms for s in samples]
+        worker_ms = [s.worker_ms for s in self.samples]
+        warmup = self.warmup_samples
         return {
             "fraction": self.fraction,
             "targetEventsPerSecond": round(self.target_rate, 1),
@@ -115,18 +116,10 @@ class LevelResult:
             "expected": self.expected,
             "measured": self.measured,
             "missing": self.expected - self.measured,
-            "p50Ms": self.percentile(0.50),
-            "p95Ms": self.percentile(0.95),
-            "p99Ms": self.percentile(0.99),
-            "maxMs": round(max(self.latencies_ms), 1) if samples else None,
+            **_figures(self.latencies_ms),
             "workerP50Ms": _percentile(worker_ms, 0.50),
             "workerP99Ms": _percentile(worker_ms, 0.99),
-            "warmup": {
-                "measured": len(warmup),
-                "p50Ms": _percentile([s.total_ms for s in warmup], 0.50),
-                "p99Ms": _percentile([s.total_ms for s in warmup], 0.99),
-                "maxMs": round(max(s.total_ms for s in warmup), 1) if warmup else None,
-            },
+            "warmup": {"measured": len(warmup), **_figures([s.total_ms for s in warmup])},
             "maxSendLagMs": round(self.max_send_lag_ms, 1),
             "timeline": self.timeline(),
         }

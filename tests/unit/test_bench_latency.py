@@ -28,7 +28,13 @@ def test_the_warmup_is_reported_apart_and_left_out_of_the_levels_figures() -> No
     assert figures["measured"] == 20 and figures["missing"] == 0
     assert figures["p50Ms"] == 29.0 and figures["p99Ms"] == 39.0 and figures["maxMs"] == 39.0
     assert figures["workerP50Ms"] == 19.0 and figures["workerP99Ms"] == 29.0
-    assert figures["warmup"] == {"measured": 10, "p50Ms": 504.0, "p99Ms": 509.0, "maxMs": 509.0}
+    assert figures["warmup"] == {
+        "measured": 10,
+        "p50Ms": 504.0,
+        "p95Ms": 509.0,
+        "p99Ms": 509.0,
+        "maxMs": 509.0,
+    }
     timeline = figures["timeline"]
     assert [(t["second"], t["warmup"]) for t in timeline] == [(0, True), (1, False), (2, False)]
 
@@ -37,4 +43,10 @@ def test_without_a_warmup_every_sample_counts() -> None:
     samples = [Sample(at=i / 10, total_ms=float(i), worker_ms=0.0) for i in range(10)]
     figures = level(samples, warmup=0.0).as_dict()
     assert figures["measured"] == 10 and figures["p99Ms"] == 9.0
-    assert figures["warmup"] == {"measured": 0, "p50Ms": None, "p99Ms": None, "maxMs": None}
+    assert figures["warmup"] == {
+        "measured": 0,
+        "p50Ms": None,
+        "p95Ms": None,
+        "p99Ms": None,
+        "maxMs": None,
+    }
