@@ -16,6 +16,7 @@ def test_by_default_levels_follow_phase_2_and_the_worker_runs_on_defaults() -> N
     assert args.level_base is None
     assert args.worker_setting == []
     assert not args.pure_python  # the compiled build, as the image runs
+    assert args.warmup_seconds == 10.0  # each level's first seconds are reported apart
 
 
 def test_the_worker_runs_on_the_build_it_is_given(tmp_path: Path) -> None:
@@ -61,6 +62,7 @@ def test_the_settings_a_run_sets_itself_are_the_ones_refused(tmp_path: Path) -> 
         ["--worker-setting", "REDIS_URL=redis://elsewhere"],  # not a worker setting
         ["--worker-setting", "PROCESSOR_BATCH_SIZE"],  # no value
         ["--level-base", "0"],
+        ["--warmup-seconds", "-1"],
     ],
 )
 def test_options_that_would_misdirect_the_run_are_refused(argv: list[str]) -> None:
