@@ -54,6 +54,8 @@ class App(faust.App):
     (agents take batches straight from their queues)."""
 
     _event_type: Any = None  # conf.Event, read on the first message
+    #: (max wait ms, min bytes) of the consumer's fetches, from Settings: Faust has no setting.
+    fetch: tuple[int, int]
 
     def _new_transport(self) -> Any:
         return transport.Transport(self.conf.broker_consumer, self)
@@ -100,6 +102,7 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         web_tables_enabled=False,
         autodiscover=False,
     )
+    app.fetch = (settings.fetch_max_wait_ms, settings.fetch_min_bytes)
     specs = settings.topics()
 
     def topic(role: str, serializer: str) -> Any:

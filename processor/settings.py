@@ -14,6 +14,11 @@ from pathlib import Path
 import topics
 from processor.errors import ConfigError
 
+#: Bounds of the fetch settings: a wait well inside the consumer's request timeout, and no more
+#: bytes than one fetch of a partition can carry (Faust's consumer_max_fetch_size, 1 MiB).
+MAX_FETCH_WAIT_MS = 10_000
+MAX_FETCH_MIN_BYTES = 1_048_576
+
 
 class MismatchPolicy(StrEnum):
     """What to do when totalCost differs from the sum of the items."""
@@ -120,6 +125,20 @@ class Settings:
         "Longest, in ms, that a batch goes on taking events the consumer is still handing "
         "over, counted from its first; a batch never waits for the next fetch.",
     )
+    fetch_max_wait_ms: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_FETCH_MAX_WAIT_MS",
+        20,
+        "Longest, in ms, the broker holds a fetch that has less than PROCESSOR_FETCH_MIN_BYTES "
+        "(Kafka's fetch.max.wait.ms).",
+    )
+    fetch_min_bytes: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_FETCH_MIN_BYTES",
+        # Smaller fetches lower the latency only while the worker has CPU to spare: each
+        # carries fewer events, and batches and fetches cost per piece (bench/PROFILE.md).
+        65_536,
+        "Bytes the broker gathers before it answers a fetch (Kafka's fetch.min.bytes): lower "
+        "trades CPU for latency.",
+    )
     contact_cache_size: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_CONTACT_CACHE_SIZE",
         100_000,
@@ -159,6 +178,11 @@ class Settings:
             raise ConfigError("PROCESSOR_PARTITIONS must be at least 1")
         if self.batch_size < 1 or self.batch_wait_ms < 0:
             raise ConfigError("PROCESSOR_BATCH_SIZE must be >= 1 and PROCESSOR_BATCH_WAIT_MS >= 0")
+        if not 0 <= self.fetch_max_wait_ms <= MAX_FETCH_WAIT_MS:
+            # Past the consumer's request timeout, every quiet fetch would time out instead.
+            raise ConfigError(f"PROCESSOR_FETCH_MAX_WAIT_MS must be from 0 to {MAX_FETCH_WAIT_MS}")
+        if not 1 <= self.fetch_min_bytes <= MAX_FETCH_MIN_BYTES:
+            raise ConfigError(f"PROCESSOR_FETCH_MIN_BYTES must be from 1 to {MAX_FETCH_MIN_BYTES}")
         if self.history_limit < 1:
             raise ConfigError("PROCESSOR_HISTORY_LIMIT must be at least 1")
         if self.session_timeout < 6:

@@ -8,15 +8,17 @@ prefetch backoff (100 ms) it sends a request for the remaining partitions anyway
 all quiet (the re-key and contacts topics, usually), the broker holds the request for the whole
 wait, and the busy partitions cannot be fetched until it returns: events sat up to 1.5 s before
 the agent saw them (bench/PROFILE.md). With the wait bounded, such a request comes back within
-:data:`FETCH_MAX_WAIT_MS`.
+``PROCESSOR_FETCH_MAX_WAIT_MS`` (20 ms by default).
 
 Fetch size. With aiokafka's ``fetch_min_bytes=1`` the broker answers a fetch as soon as one
 record is there, so under a steady load every fetch carried a handful of events and the
 consumer's thread, its hop to the event loop and every agent batch were paid per handful: at
 1,100 events/s the worker was 0.85 cores busy, a third of it in the consumer thread. With
-:data:`FETCH_MIN_BYTES` the broker holds a fetch until that much is there or the wait is up, so
-a fetch carries up to 20 ms of events: 0.61 cores, and the p99 at 1,800 events/s fell from
-~350 ms to ~110 ms. A backlog fills it at once, so draining is not slowed.
+``PROCESSOR_FETCH_MIN_BYTES`` (64 KiB by default) the broker holds a fetch until that much is
+there or the wait is up, so a fetch carries up to 20 ms of events: 0.61 cores, and the p99 at
+1,800 events/s fell from ~350 ms to ~110 ms. A backlog fills it at once, so draining is not
+slowed. Both are settings (:mod:`processor.settings`): an operator with CPU to spare may trade
+some of it for latency.
 
 Per-message wait. Faust's consumer hands every message to its streams through
 ``wait_first(callback(message), suspend_flow.wait())``, so that a rebalance can abandon a message
@@ -54,8 +56,6 @@ from mode.services import WaitArgT, WaitResults
 
 from processor.streams import Chunk, ChunkInbox
 
-FETCH_MAX_WAIT_MS = 20
-FETCH_MIN_BYTES = 64 * 1024
 #: How long the drain loop waits for a chunk to be taken before it looks again at the queue (a
 #: rebalance can empty it without any chunk being taken).
 CHUNK_WAIT_SECONDS = 0.1
@@ -95,8 +95,7 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # Read by AIOKafkaConsumer.start() when it builds its fetcher, after this returns.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        consumer._fetch_min_bytes = FETCH_MIN_BYTES
+        consumer._fetch_max_wait_ms, consumer._fetch_min_bytes = transport.app.fetch
         return consumer
 
 

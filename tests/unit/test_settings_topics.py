@@ -51,6 +51,7 @@ def test_defaults() -> None:
     assert settings.max_event_bytes == 1_048_576
     assert settings.max_depth == 32
     assert settings.create_topics is True
+    assert (settings.fetch_max_wait_ms, settings.fetch_min_bytes) == (20, 65_536)
     assert settings.topic_env == {}
 
 
@@ -81,6 +82,8 @@ def test_default_partitions_come_from_the_contract() -> None:
         ("PROCESSOR_CONTACT_CACHE_SIZE", "contact_cache_size", 0),
         ("PROCESSOR_CONTACT_CACHE_TTL", "contact_cache_ttl", 5),
         ("PROCESSOR_SESSION_TIMEOUT", "session_timeout", 6),
+        ("PROCESSOR_FETCH_MAX_WAIT_MS", "fetch_max_wait_ms", 0),
+        ("PROCESSOR_FETCH_MIN_BYTES", "fetch_min_bytes", 1),
     ],
 )
 def test_each_setting_is_read_from_its_variable(env: str, attr: str, expected: Any) -> None:
@@ -172,6 +175,10 @@ def test_unreadable_value_is_a_config_error_naming_the_variable(env: str, raw: s
         ("PROCESSOR_BATCH_SIZE", "0"),
         ("PROCESSOR_BATCH_WAIT_MS", "-1"),
         ("PROCESSOR_SESSION_TIMEOUT", "5"),
+        ("PROCESSOR_FETCH_MAX_WAIT_MS", "-1"),
+        ("PROCESSOR_FETCH_MAX_WAIT_MS", "10001"),
+        ("PROCESSOR_FETCH_MIN_BYTES", "0"),
+        ("PROCESSOR_FETCH_MIN_BYTES", "1048577"),
     ],
 )
 def test_values_that_cannot_work_are_config_errors(env: str, raw: str) -> None:

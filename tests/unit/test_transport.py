@@ -44,11 +44,21 @@ async def test_the_worker_consumer_is_built_with_the_bounded_and_batched_fetch(a
     consumer = thread._create_worker_consumer(app.transport)
     try:
         assert isinstance(thread, transport.ConsumerThread)
-        assert consumer._fetch_max_wait_ms == transport.FETCH_MAX_WAIT_MS
-        assert transport.FETCH_MAX_WAIT_MS < 1500
-        assert consumer._fetch_min_bytes == transport.FETCH_MIN_BYTES > 1
+        # The defaults (processor.settings), not Faust's 1500 ms and aiokafka's 1 byte.
+        assert consumer._fetch_max_wait_ms == 20
+        assert consumer._fetch_min_bytes == 65_536
     finally:
         await consumer.stop()
+
+
+async def test_the_fetch_settings_reach_the_worker_consumer(tmp_path: Path) -> None:
+    with offline_processor(tmp_path, fetch_max_wait_ms=7, fetch_min_bytes=1) as processor:
+        app = processor.app
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            assert (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes) == (7, 1)
+        finally:
+            await consumer.stop()
 
 
 async def test_a_callback_that_need_not_wait_runs_at_once_without_tasks(
