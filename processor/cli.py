@@ -117,12 +117,14 @@ def topics_create() -> None:
 
 @main.command("settings")
 def show_settings() -> None:
-    """List every setting: environment variable, current value, meaning."""
+    """List every setting: environment variable, current value, meaning; then check them all
+    (exit 2 when one is wrong, as the worker would)."""
     import os
 
     for env, default, text in describe():
         value = os.environ.get(env, default)
         click.echo(f"{env}={value}\n    {text}")
+    _settings()
 
 
 @main.group()

@@ -35,6 +35,13 @@ def test_settings_lists_env_variables() -> None:
     assert "PROCESSOR_TOTAL_MISMATCH=flag" in output
 
 
+def test_settings_lists_then_refuses_a_value_the_worker_would_refuse() -> None:
+    code, output = run("settings", env={**UNREACHABLE_ENV, "PROCESSOR_FETCH_MIN_BYTES": "0"})
+    assert code == 2
+    assert "PROCESSOR_FETCH_MIN_BYTES=0" in output
+    assert "error: PROCESSOR_FETCH_MIN_BYTES must be from 1 to 1048576" in output
+
+
 def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
     events = tmp_path / "e.jsonl"
     events.write_text("{}\n")
