@@ -14,8 +14,8 @@ from pathlib import Path
 import topics
 from processor.errors import ConfigError
 
-#: Bounds of the fetch settings: a wait well inside the consumer's request timeout, and no more
-#: bytes than one fetch of a partition can carry (Faust's consumer_max_fetch_size, 1 MiB).
+#: Bounds of the fetch settings: a wait well inside the consumer's request timeout (Faust's 90 s),
+#: and no more bytes than one partition's fetch may carry (Faust's consumer_max_fetch_size).
 MAX_FETCH_WAIT_MS = 10_000
 MAX_FETCH_MIN_BYTES = 1_048_576
 
