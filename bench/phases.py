@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import loadgen
 from bench.infra import Deployment, Offsets, create_topic, log, remaining
+from bench.machine import MachineCpu, Span
 from bench.worker import Worker, count_orders, disk_bytes
 from processor.directory import ContactDirectory
 from processor.producer import EventProducer
@@ -182,6 +183,7 @@ class WorkerRun:
     committed_at_ready: int
     rekeyed: int
     cpu_cores: float
+    machine: MachineCpu
     peak_rss_bytes: int
     table_orders: int | None
     table_disk_bytes: int
@@ -194,6 +196,7 @@ class WorkerRun:
             "committedAtReady": self.committed_at_ready,
             "rekeyed": self.rekeyed,
             "cpuCores": round(self.cpu_cores, 2),
+            **self.machine.as_dict(),
             "peakRssMb": round(self.peak_rss_bytes / 2**20, 1),
             "tableOrders": self.table_orders,
             "tableDiskMb": round(self.table_disk_bytes / 2**20, 1),
@@ -216,7 +219,7 @@ def worker_throughput(
     rekeyed_topic = deployment.topic("orders_events_rekeyed")
     try:
         ready = worker.start()
-        cpu_at_ready = worker.cpu_seconds()
+        cpu_at_ready, span = worker.cpu_seconds(), Span()
         left = remaining(high, offsets.committed(deployment.events_topic))
         committed_at_ready = total - left
         log(
@@ -247,7 +250,7 @@ def worker_throughput(
             time.sleep(poll)
         done = time.monotonic()
         progress(total, force=True)
-        cpu = worker.cpu_seconds() - cpu_at_ready
+        cpu, machine = worker.cpu_seconds() - cpu_at_ready, span.cpu()
     finally:
         offsets.close()
     assert worker.memory is not None
@@ -259,6 +262,7 @@ def worker_throughput(
         committed_at_ready=committed_at_ready,
         rekeyed=sum(rekey_high.values()),
         cpu_cores=cpu / (done - ready) if done > ready else 0.0,
+        machine=machine,
         peak_rss_bytes=worker.memory.peak,
         table_orders=table_orders,
         table_disk_bytes=disk_bytes(deployment.data_dir),

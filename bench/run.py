@@ -32,6 +32,7 @@ from bench.infra import (
     new_tag,
     servers,
 )
+from bench.machine import Span
 from bench.worker import Worker
 
 HERE = Path(__file__).resolve().parent
@@ -250,7 +251,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                 log(f"phase 3: {fraction:.0%} of {rate:,.0f} events/s")
                 assert worker.memory is not None
                 worker.memory.reset_peak()
-                cpu_before, wall_before = worker.cpu_seconds(), time.monotonic()
+                cpu_before, wall_before, span = worker.cpu_seconds(), time.monotonic(), Span()
                 level = latency.run_level(
                     deployment,
                     fraction=fraction,
@@ -268,6 +269,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                     {
                         **level.as_dict(),
                         "workerCpuCores": round(cpu, 2),
+                        **span.cpu().as_dict(),
                         "peakRssMb": round(worker.memory.peak / 2**20, 1),
                     }
                 )

@@ -37,6 +37,8 @@ FIELDS = (
     "phases.ceiling.eventsPerSecond",
     "phases.worker.eventsPerSecond",
     "phases.worker.peakRssMb",
+    "phases.worker.machineBusyCores",
+    "phases.worker.machineStealCores",
     "phases.worker.tableOrders",
     "phases.worker.tableDiskMb",
     "summary.ceilingEventsPerSecond",
@@ -56,6 +58,8 @@ LEVEL_FIELDS = (
     "maxMs",
     "workerP99Ms",
     "warmup",
+    "machineBusyCores",
+    "machineStealCores",
 )
 
 
