@@ -15,7 +15,8 @@ import math
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench import loadgen
 from bench.infra import Deployment, Offsets, log
+from bench.machine import Reading, per_second
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class LevelResult:
     all_samples: list[Sample]
     max_send_lag_ms: float
     warmup_seconds: float = 0.0
+    #: CPU of the machine and the worker, keyed by second of the schedule (bench.machine).
+    cpu_by_second: dict[int, dict[str, float]] = field(default_factory=dict)
 
     @property
     def samples(self) -> list[Sample]:
@@ -85,9 +89,10 @@ class LevelResult:
         return len(self.samples)
 
     def timeline(self) -> list[dict[str, Any]]:
-        """Per second of the schedule, the warm-up's included: outputs, median and worst latency.
-        Stalls (a commit, a flush, a rebalance) show here as a second whose worst case stands
-        out."""
+        """Per second of the schedule, the warm-up's included: outputs, median and worst latency,
+        and the CPU of the machine and the worker in that second. Stalls (a commit, a flush, a
+        rebalance) show here as a second whose worst case stands out; the CPU says whether the
+        cores were full then."""
         buckets: dict[int, list[Sample]] = {}
         for sample in self.all_samples:
             buckets.setdefault(int(sample.at), []).append(sample)
@@ -99,6 +104,7 @@ class LevelResult:
                 "p50Ms": _percentile([s.total_ms for s in samples], 0.50),
                 "maxMs": round(max(s.total_ms for s in samples), 1),
                 "workerP50Ms": _percentile([s.worker_ms for s in samples], 0.50),
+                **self.cpu_by_second.get(second, {}),
             }
             for second, samples in sorted(buckets.items())
         ]
@@ -226,6 +232,7 @@ def run_level(
     contacts: int,
     seed: int,
     drain_timeout: float,
+    worker_cpu_seconds: Callable[[], float],
 ) -> LevelResult:
     """Send ``rate`` events/s for ``warmup + seconds`` on a fixed schedule and time their
     outputs; the figures count those planned after the first ``warmup`` seconds."""
@@ -258,14 +265,19 @@ def run_level(
     gc.collect()
     gc.freeze()
     gc.disable()
+    readings = [Reading.now(worker_cpu_seconds)]
     try:
         sender.start()
+        next_log = time.monotonic() + 5
         while sender.is_alive():
-            sender.join(5)
-            log(
-                f"phase 3 ({fraction:.0%}): sent {sender.sent:,}/{len(probes):,}, "
-                f"{outputs.done():,} outputs seen"
-            )
+            sender.join(1)
+            readings.append(Reading.now(worker_cpu_seconds))
+            if time.monotonic() >= next_log:
+                next_log += 5
+                log(
+                    f"phase 3 ({fraction:.0%}): sent {sender.sent:,}/{len(probes):,}, "
+                    f"{outputs.done():,} outputs seen"
+                )
         awaited = [i for i, p in enumerate(probes) if p.expect is not None]
         deadline = time.monotonic() + drain_timeout
         while outputs.done() < len(awaited) and time.monotonic() < deadline:
@@ -289,6 +301,7 @@ def run_level(
         all_samples=samples,
         max_send_lag_ms=sender.max_lag * 1000,
         warmup_seconds=warmup,
+        cpu_by_second=per_second(readings, sender.t0),
     )
 
 

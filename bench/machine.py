@@ -6,7 +6,9 @@ says whether a run shared its host, and busy whether the two cores were full.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,3 +68,35 @@ class Span:
 
     def cpu(self) -> MachineCpu:
         return share(self._times, psutil.cpu_times(), time.monotonic() - self._started)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The machine's and one process's CPU counters at a moment (monotonic clock)."""
+
+    at: float
+    times: CpuTimes
+    process_cpu_seconds: float
+
+    @classmethod
+    def now(cls, process_cpu_seconds: Callable[[], float]) -> Reading:
+        return cls(time.monotonic(), psutil.cpu_times(), process_cpu_seconds())
+
+
+def per_second(readings: Sequence[Reading], t0: float) -> dict[int, dict[str, float]]:
+    """For each span between consecutive readings (about a second each), keyed by the second,
+    counted from ``t0``, in which it starts: the machine's busy and stolen cores and the
+    process's cores."""
+    spans: dict[int, dict[str, float]] = {}
+    for before, after in itertools.pairwise(readings):
+        seconds = after.at - before.at
+        if seconds <= 0 or before.at < t0:
+            continue
+        machine = share(before.times, after.times, seconds)
+        spans[int(before.at - t0)] = {
+            **machine.as_dict(),
+            "workerCpuCores": round(
+                (after.process_cpu_seconds - before.process_cpu_seconds) / seconds, 2
+            ),
+        }
+    return spans

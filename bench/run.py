@@ -261,6 +261,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                     contacts=args.contacts,
                     seed=args.seed,
                     drain_timeout=max(15.0, args.warmup_seconds + args.latency_seconds),
+                    worker_cpu_seconds=worker.cpu_seconds,
                 )
                 # CPU over the level and its drain: near 1.0 means the worker (one Python
                 # process) was saturated at this rate, whatever its backlog rate was.

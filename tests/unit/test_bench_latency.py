@@ -50,3 +50,15 @@ def test_without_a_warmup_every_sample_counts() -> None:
         "p99Ms": None,
         "maxMs": None,
     }
+
+
+def test_each_timeline_second_carries_the_cpu_read_in_it() -> None:
+    samples = [Sample(at=i / 10, total_ms=float(i), worker_ms=0.0) for i in range(20)]
+    result = level(samples, warmup=0.0)
+    result.cpu_by_second = {
+        1: {"machineBusyCores": 1.9, "machineStealCores": 0.0, "workerCpuCores": 0.7}
+    }
+    first, second = result.as_dict()["timeline"]
+    # A second with no reading (the first, before the schedule's first span ends) has none.
+    assert "machineBusyCores" not in first
+    assert second["machineBusyCores"] == 1.9 and second["workerCpuCores"] == 0.7

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import psutil
 import pytest
 
-from bench.machine import MachineCpu, Span, share
+from bench.machine import MachineCpu, Reading, Span, per_second, share
 
 
 class Times(NamedTuple):
@@ -57,3 +57,26 @@ def test_a_span_reads_this_machine() -> None:
     # Read from the kernel's counters, in ticks: some slack on the upper bound.
     assert 0.0 < cpu.busy_cores <= 1.2 * (psutil.cpu_count() or 1)
     assert cpu.steal_cores >= 0.0
+
+
+def test_per_second_gives_each_span_the_second_it_starts_in() -> None:
+    t0 = 100.0
+    readings = [
+        Reading(99.0, Times(user=0), 0.0),  # before the schedule: not counted
+        Reading(100.1, Times(user=1.0), 0.5),
+        Reading(101.1, Times(user=2.5, steal=0.1), 1.0),
+        Reading(102.1, Times(user=3.0, steal=0.1), 1.9),
+    ]
+    spans = per_second(readings, t0)
+    assert sorted(spans) == [0, 1]
+    assert spans[0] == pytest.approx(
+        {"machineBusyCores": 1.5, "machineStealCores": 0.1, "workerCpuCores": 0.5}
+    )
+    assert spans[1] == pytest.approx(
+        {"machineBusyCores": 0.5, "machineStealCores": 0.0, "workerCpuCores": 0.9}
+    )
+
+
+def test_per_second_skips_readings_taken_at_the_same_moment() -> None:
+    readings = [Reading(5.0, Times(user=1), 0.0), Reading(5.0, Times(user=2), 1.0)]
+    assert per_second(readings, t0=0.0) == {}
