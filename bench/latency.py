@@ -11,11 +11,12 @@ order, or the dead letter of a bad event.
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,6 +234,7 @@ def run_level(
     seed: int,
     drain_timeout: float,
     worker_cpu_seconds: Callable[[], float],
+    worker_threads: Callable[[], Mapping[str, float]] | None = None,
 ) -> LevelResult:
     """Send ``rate`` events/s for ``warmup + seconds`` on a fixed schedule and time their
     outputs; the figures count those planned after the first ``warmup`` seconds."""
@@ -265,15 +267,16 @@ def run_level(
     gc.collect()
     gc.freeze()
     gc.disable()
-    readings = [Reading.now(worker_cpu_seconds)]
+    readings: list[Reading] = []
     try:
         sender.start()
-        next_log = time.monotonic() + 5
-        while sender.is_alive():
-            sender.join(1)
-            readings.append(Reading.now(worker_cpu_seconds))
-            if time.monotonic() >= next_log:
-                next_log += 5
+        # On the schedule's seconds, so that each span is one second of the timeline.
+        for second in itertools.count():
+            sender.join(max(0.0, sender.t0 + second - time.monotonic()))
+            readings.append(Reading.now(worker_cpu_seconds, worker_threads))
+            if not sender.is_alive():
+                break
+            if second and second % 5 == 0:
                 log(
                     f"phase 3 ({fraction:.0%}): sent {sender.sent:,}/{len(probes):,}, "
                     f"{outputs.done():,} outputs seen"
@@ -325,8 +328,13 @@ class _Sender(threading.Thread):
         self.t0 = 0.0
         self.max_lag = 0.0
 
+    def start(self) -> None:
+        # Set here, not in run(), so that the caller can read the schedule as soon as this returns.
+        self.t0 = self.outputs.t0 = time.monotonic() + 0.2
+        super().start()
+
     def run(self) -> None:
-        start = self.t0 = self.outputs.t0 = time.monotonic() + 0.2
+        start = self.t0
         for i, probe in enumerate(self.probes):
             planned = start + i / self.rate
             delay = planned - time.monotonic()

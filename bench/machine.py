@@ -2,14 +2,20 @@
 worker, the benchmark, anything else), and the cores the hypervisor gave to other guests instead
 (steal). This machine's speed has swung by a factor of two between runs of the same code; steal
 says whether a run shared its host, and busy whether the two cores were full.
+
+And the worker's CPU by thread group: its event loop is one Python thread, so a loop near one
+core is a worker that cannot go faster, whatever the machine has left; RocksDB's flushes and
+compactions and aiokafka's consumer thread run beside it.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
@@ -70,6 +76,63 @@ class Span:
         return share(self._times, psutil.cpu_times(), time.monotonic() - self._started)
 
 
+#: The worker's threads, grouped: its event loop (the process's main thread: the agents, Redis,
+#: the producer's calls), RocksDB's background threads (RocksDB names them "rocksdb:..."), and
+#: the rest (aiokafka's consumer thread under Faust, executors).
+THREAD_GROUPS = ("loop", "rocksdb", "other")
+
+
+def thread_group(tid: int, pid: int, name: str) -> str:
+    if tid == pid:
+        return "loop"
+    if name.startswith("rocksdb"):
+        return "rocksdb"
+    return "other"
+
+
+def parse_task_stat(text: str) -> tuple[str, int]:
+    """The thread's name and its CPU ticks (user + system) from a ``/proc/PID/task/TID/stat``."""
+    # The name may hold spaces and parentheses itself: it ends at the last ")".
+    end = text.rindex(")")
+    fields = text[end + 2 :].split()
+    # fields[0] is the state, field 3 of proc(5); utime and stime are fields 14 and 15.
+    return text[text.index("(") + 1 : end], int(fields[11]) + int(fields[12])
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread group of process ``pid`` so far (empty once it is gone). A
+    thread that has ended takes its seconds with it, so a group can shrink between readings."""
+    task_dir = Path(f"/proc/{pid}/task")
+    try:
+        tids = os.listdir(task_dir)
+    except (FileNotFoundError, ProcessLookupError):
+        return {}
+    ticks = dict.fromkeys(THREAD_GROUPS, 0)
+    for tid in tids:
+        try:
+            name, used = parse_task_stat((task_dir / tid / "stat").read_text())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended since the listing
+        ticks[thread_group(int(tid), pid, name)] += used
+    hz = os.sysconf("SC_CLK_TCK")
+    return {group: used / hz for group, used in ticks.items()}
+
+
+def thread_shares(
+    before: Mapping[str, float], after: Mapping[str, float], seconds: float
+) -> dict[str, float]:
+    """Cores each thread group used on average between two readings: ``workerLoopCores``,
+    ``workerRocksdbCores``, ``workerOtherCores``; empty if either reading is."""
+    if seconds <= 0 or not before or not after:
+        return {}
+    return {
+        f"worker{group.capitalize()}Cores": round(
+            max(0.0, after.get(group, 0.0) - before.get(group, 0.0)) / seconds, 2
+        )
+        for group in THREAD_GROUPS
+    }
+
+
 @dataclass(frozen=True)
 class Reading:
     """The machine's and one process's CPU counters at a moment (monotonic clock)."""
@@ -77,26 +140,43 @@ class Reading:
     at: float
     times: CpuTimes
     process_cpu_seconds: float
+    #: The process's CPU seconds by thread group (:func:`thread_cpu_seconds`), if read.
+    threads: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
-    def now(cls, process_cpu_seconds: Callable[[], float]) -> Reading:
-        return cls(time.monotonic(), psutil.cpu_times(), process_cpu_seconds())
+    def now(
+        cls,
+        process_cpu_seconds: Callable[[], float],
+        threads: Callable[[], Mapping[str, float]] | None = None,
+    ) -> Reading:
+        return cls(
+            time.monotonic(),
+            psutil.cpu_times(),
+            process_cpu_seconds(),
+            threads() if threads is not None else {},
+        )
+
+
+#: A span shorter than this (the last one, cut short when the level ends) is left out: over a
+#: few ticks of the kernel's CPU counters its figures are noise.
+MIN_SPAN_SECONDS = 0.5
 
 
 def per_second(readings: Sequence[Reading], t0: float) -> dict[int, dict[str, float]]:
-    """For each span between consecutive readings (about a second each), keyed by the second,
-    counted from ``t0``, in which it starts: the machine's busy and stolen cores and the
-    process's cores."""
+    """For each span between consecutive readings (a second each when they are taken on the
+    schedule's seconds), keyed by the second, counted from ``t0``, that holds its middle: the
+    machine's busy and stolen cores, the process's cores, and its thread groups' if read."""
     spans: dict[int, dict[str, float]] = {}
     for before, after in itertools.pairwise(readings):
-        seconds = after.at - before.at
-        if seconds <= 0 or before.at < t0:
+        seconds, middle = after.at - before.at, (before.at + after.at) / 2 - t0
+        if seconds < MIN_SPAN_SECONDS or middle < 0:
             continue
         machine = share(before.times, after.times, seconds)
-        spans[int(before.at - t0)] = {
+        spans[int(middle)] = {
             **machine.as_dict(),
             "workerCpuCores": round(
                 (after.process_cpu_seconds - before.process_cpu_seconds) / seconds, 2
             ),
+            **thread_shares(before.threads, after.threads, seconds),
         }
     return spans

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import loadgen
 from bench.infra import Deployment, Offsets, create_topic, log, remaining
-from bench.machine import MachineCpu, Span
+from bench.machine import MachineCpu, Span, thread_shares
 from bench.worker import Worker, count_orders, disk_bytes
 from processor.directory import ContactDirectory
 from processor.producer import EventProducer
@@ -184,6 +184,8 @@ class WorkerRun:
     rekeyed: int
     cpu_cores: float
     machine: MachineCpu
+    #: The worker's thread groups' cores over the drain (bench.machine.thread_shares).
+    threads: dict[str, float]
     peak_rss_bytes: int
     table_orders: int | None
     table_disk_bytes: int
@@ -197,6 +199,7 @@ class WorkerRun:
             "rekeyed": self.rekeyed,
             "cpuCores": round(self.cpu_cores, 2),
             **self.machine.as_dict(),
+            **self.threads,
             "peakRssMb": round(self.peak_rss_bytes / 2**20, 1),
             "tableOrders": self.table_orders,
             "tableDiskMb": round(self.table_disk_bytes / 2**20, 1),
@@ -220,6 +223,7 @@ def worker_throughput(
     try:
         ready = worker.start()
         cpu_at_ready, span = worker.cpu_seconds(), Span()
+        threads_at_ready = worker.thread_cpu_seconds()
         left = remaining(high, offsets.committed(deployment.events_topic))
         committed_at_ready = total - left
         log(
@@ -251,6 +255,7 @@ def worker_throughput(
         done = time.monotonic()
         progress(total, force=True)
         cpu, machine = worker.cpu_seconds() - cpu_at_ready, span.cpu()
+        threads = thread_shares(threads_at_ready, worker.thread_cpu_seconds(), done - ready)
     finally:
         offsets.close()
     assert worker.memory is not None
@@ -263,6 +268,7 @@ def worker_throughput(
         rekeyed=sum(rekey_high.values()),
         cpu_cores=cpu / (done - ready) if done > ready else 0.0,
         machine=machine,
+        threads=threads,
         peak_rss_bytes=worker.memory.peak,
         table_orders=table_orders,
         table_disk_bytes=disk_bytes(deployment.data_dir),

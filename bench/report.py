@@ -36,6 +36,9 @@ REQUIRED_FIELDS = (
     "phases.worker.peakRssMb",
     "phases.worker.machineBusyCores",
     "phases.worker.machineStealCores",
+    "phases.worker.workerLoopCores",
+    "phases.worker.workerRocksdbCores",
+    "phases.worker.workerOtherCores",
     "phases.worker.tableOrders",
     "phases.worker.tableDiskMb",
     "phases.latency",
@@ -58,6 +61,7 @@ LEVEL_FIELDS = (
     "warmup",
     "machineBusyCores",
     "machineStealCores",
+    "workerLoopCores",
 )
 _PACKAGES = (
     "faust-streaming",
@@ -186,7 +190,7 @@ def table(result: dict[str, Any]) -> str:
         "",
         f"  worker / ceiling: {ratio:.2f}" if ratio is not None else "  worker / ceiling: n/a",
         f"  worker: ready after {worker['startupSeconds']:.1f}s, {worker['cpuCores']:.2f} cores "
-        f"busy, peak RSS {summary['workerPeakRssMb']:.0f} MB",
+        f"busy, peak RSS {summary['workerPeakRssMb']:.0f} MB{_threads(worker)}",
         f"  machine during phase 2: {worker['machineBusyCores']:.2f} of {m['cores']} cores busy, "
         f"{worker['machineStealCores']:.2f} stolen by the hypervisor",
         f"  table: {_n(worker['tableOrders'])} orders (expected {summary['expectedOrders']:,}), "
@@ -197,7 +201,7 @@ def table(result: dict[str, Any]) -> str:
             "",
             f"  {'latency':<9}{'target/s':>10}{'sent/s':>10}{'measured':>10}{'missing':>9}"
             f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'worker p50/p99':>16}"
-            f"{'cpu':>6}{'machine':>9}{'steal':>7}{'warm-up p99':>13}",
+            f"{'cpu':>6}{'loop':>6}{'machine':>9}{'steal':>7}{'warm-up p99':>13}",
         ]
         for level in phases["latency"]:
             lines.append(
@@ -206,7 +210,8 @@ def table(result: dict[str, Any]) -> str:
                 f"{level['missing']:>9,}{_ms(level['p50Ms'])}{_ms(level['p95Ms'])}"
                 f"{_ms(level['p99Ms'])}{_ms(level['maxMs'])}"
                 f"{_ms(level['workerP50Ms'])}/{_ms(level['workerP99Ms']).strip():<6}"
-                f"{level['workerCpuCores']:>6.2f}{level['machineBusyCores']:>9.2f}"
+                f"{level['workerCpuCores']:>6.2f}{_cores(level.get('workerLoopCores'))}"
+                f"{level['machineBusyCores']:>9.2f}"
                 f"{level['machineStealCores']:>7.2f}{_ms(level['warmup']['p99Ms']):>13}"
             )
         warmup = result["parameters"]["warmupSeconds"]
@@ -214,11 +219,25 @@ def table(result: dict[str, Any]) -> str:
             "  (latency: planned send to output seen, over each level's "
             f"{result['parameters']['latencySeconds']:g} s after a {warmup:g} s warm-up;\n"
             "   worker: planned send to the output's CreateTime, stamped when the worker hands it"
-            " to Kafka;\n   cpu: the worker's cores busy during the level; machine, steal: the"
+            " to Kafka;\n   cpu: the worker's cores busy during the level, loop: its event loop's"
+            " (near 1, the worker\n   can go no faster); machine, steal: the"
             " whole machine's cores busy,\n   and those the hypervisor gave to other guests;"
             " warm-up p99: the warm-up's own, not counted)"
         )
     return "\n".join(lines)
+
+
+def _threads(phase: dict[str, Any]) -> str:
+    if "workerLoopCores" not in phase:
+        return ""
+    return (
+        f"\n  worker's threads: event loop {phase['workerLoopCores']:.2f} cores, RocksDB "
+        f"{phase['workerRocksdbCores']:.2f}, the others {phase['workerOtherCores']:.2f}"
+    )
+
+
+def _cores(value: float | None) -> str:
+    return f"{'-':>6}" if value is None else f"{value:>6.2f}"
 
 
 def _n(value: int | None) -> str:

@@ -39,6 +39,9 @@ FIELDS = (
     "phases.worker.peakRssMb",
     "phases.worker.machineBusyCores",
     "phases.worker.machineStealCores",
+    "phases.worker.workerLoopCores",
+    "phases.worker.workerRocksdbCores",
+    "phases.worker.workerOtherCores",
     "phases.worker.tableOrders",
     "phases.worker.tableDiskMb",
     "summary.ceilingEventsPerSecond",
@@ -60,6 +63,7 @@ LEVEL_FIELDS = (
     "warmup",
     "machineBusyCores",
     "machineStealCores",
+    "workerLoopCores",
 )
 
 

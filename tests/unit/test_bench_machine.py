@@ -1,14 +1,27 @@
-"""The benchmark's reading of the whole machine's CPU: busy and stolen cores over a span."""
+"""The benchmark's reading of the whole machine's CPU (busy and stolen cores over a span) and of
+the worker's CPU by thread group."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from typing import NamedTuple
 
 import psutil
 import pytest
 
-from bench.machine import MachineCpu, Reading, Span, per_second, share
+from bench.machine import (
+    MachineCpu,
+    Reading,
+    Span,
+    parse_task_stat,
+    per_second,
+    share,
+    thread_cpu_seconds,
+    thread_group,
+    thread_shares,
+)
 
 
 class Times(NamedTuple):
@@ -59,7 +72,7 @@ def test_a_span_reads_this_machine() -> None:
     assert cpu.steal_cores >= 0.0
 
 
-def test_per_second_gives_each_span_the_second_it_starts_in() -> None:
+def test_per_second_gives_each_span_the_second_that_holds_its_middle() -> None:
     t0 = 100.0
     readings = [
         Reading(99.0, Times(user=0), 0.0),  # before the schedule: not counted
@@ -80,3 +93,80 @@ def test_per_second_gives_each_span_the_second_it_starts_in() -> None:
 def test_per_second_skips_readings_taken_at_the_same_moment() -> None:
     readings = [Reading(5.0, Times(user=1), 0.0), Reading(5.0, Times(user=2), 1.0)]
     assert per_second(readings, t0=0.0) == {}
+
+
+def test_per_second_leaves_out_a_span_cut_short_at_the_end() -> None:
+    # The level ends mid-second: over a few ticks of the counters, its figures were noise
+    # (a run reported 0.0 cores busy on the machine and 1.49 for the worker in one).
+    readings = [
+        Reading(0.0, Times(user=0), 0.0),
+        Reading(1.0, Times(user=1.2), 0.6),
+        Reading(1.05, Times(user=1.2), 0.67),
+    ]
+    assert sorted(per_second(readings, t0=0.0)) == [0]
+
+
+def test_per_second_carries_the_thread_groups_when_read() -> None:
+    readings = [
+        Reading(0.0, Times(), 1.0, {"loop": 1.0, "rocksdb": 0.2, "other": 0.1}),
+        Reading(2.0, Times(user=3.0), 2.5, {"loop": 2.8, "rocksdb": 0.4, "other": 0.2}),
+    ]
+    assert per_second(readings, t0=0.0)[1] == pytest.approx(
+        {
+            "machineBusyCores": 1.5,
+            "machineStealCores": 0.0,
+            "workerCpuCores": 0.75,
+            "workerLoopCores": 0.9,
+            "workerRocksdbCores": 0.1,
+            "workerOtherCores": 0.05,
+        }
+    )
+
+
+def test_a_task_stat_line_gives_the_name_and_user_plus_system_ticks() -> None:
+    # A name may hold spaces and parentheses; utime and stime are fields 14 and 15.
+    line = "4242 (rocksdb:low) (x)) S 1 2 3 4 5 6 7 8 9 10 170 30 11 12 20 0 9 0 99 1 2 3\n"
+    assert parse_task_stat(line) == ("rocksdb:low) (x)", 200)
+
+
+@pytest.mark.parametrize(
+    ("tid", "name", "group"),
+    [
+        (100, "python", "loop"),
+        (101, "rocksdb:low", "rocksdb"),
+        (102, "rocksdb:high", "rocksdb"),
+        (103, "python", "other"),
+    ],
+)
+def test_threads_are_grouped_as_loop_rocksdb_or_other(tid: int, name: str, group: str) -> None:
+    assert thread_group(tid, pid=100, name=name) == group
+
+
+def test_thread_shares_are_cores_per_group_and_never_negative() -> None:
+    # A thread that ended takes its seconds with it: its group shrinks, which is not -x cores.
+    before = {"loop": 10.0, "rocksdb": 1.0, "other": 3.0}
+    after = {"loop": 11.0, "rocksdb": 1.5, "other": 2.0}
+    assert thread_shares(before, after, seconds=2.0) == {
+        "workerLoopCores": 0.5,
+        "workerRocksdbCores": 0.25,
+        "workerOtherCores": 0.0,
+    }
+    assert thread_shares({}, after, seconds=2.0) == {}
+
+
+def test_thread_cpu_seconds_reads_this_process_by_group() -> None:
+    def spin() -> None:
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            pass
+
+    before = thread_cpu_seconds(os.getpid())
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    spinner.join()
+    spin()
+    after = thread_cpu_seconds(os.getpid())
+    # The main thread is the loop; the ended spinner took its seconds with it.
+    assert after["loop"] - before["loop"] > 0.1
+    assert after["rocksdb"] == 0.0
+    assert thread_cpu_seconds(-1) == {}
