@@ -42,16 +42,41 @@ class CpuTimes(Protocol):
 class MachineCpu:
     busy_cores: float
     steal_cores: float
+    #: Share of the time some runnable thread waited for a core (None where the kernel has no
+    #: pressure stall information).
+    waiting_share: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "machineBusyCores": round(self.busy_cores, 2),
             "machineStealCores": round(self.steal_cores, 2),
+            **(
+                {"machineCpuWaiting": round(self.waiting_share, 2)}
+                if self.waiting_share is not None
+                else {}
+            ),
         }
 
 
-def share(before: CpuTimes, after: CpuTimes, seconds: float) -> MachineCpu:
-    """Cores busy and stolen on average between two readings ``seconds`` apart."""
+def cpu_waiting_seconds() -> float | None:
+    """Seconds since boot in which some runnable thread waited for a core: the kernel's CPU
+    pressure ("some" total of ``/proc/pressure/cpu``), or None without it. Busy cores under two
+    do not say that no thread waited: bursts of several runnable threads queue on two cores."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return int(first.rsplit("total=", 1)[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def share(
+    before: CpuTimes,
+    after: CpuTimes,
+    seconds: float,
+    waiting: tuple[float | None, float | None] = (None, None),
+) -> MachineCpu:
+    """Cores busy and stolen on average between two readings ``seconds`` apart, and the share
+    of that time some thread waited for a core, from two ``cpu_waiting_seconds()``."""
     if seconds <= 0:
         return MachineCpu(0.0, 0.0)
 
@@ -59,9 +84,15 @@ def share(before: CpuTimes, after: CpuTimes, seconds: float) -> MachineCpu:
         # Guest time is counted in user already; iowait is idle time.
         return t.user + t.nice + t.system + t.irq + t.softirq
 
+    waited_before, waited_after = waiting
     return MachineCpu(
         busy_cores=(busy(after) - busy(before)) / seconds,
         steal_cores=(after.steal - before.steal) / seconds,
+        waiting_share=(
+            (waited_after - waited_before) / seconds
+            if waited_before is not None and waited_after is not None
+            else None
+        ),
     )
 
 
@@ -70,10 +101,16 @@ class Span:
 
     def __init__(self) -> None:
         self._times: CpuTimes = psutil.cpu_times()
+        self._waiting = cpu_waiting_seconds()
         self._started = time.monotonic()
 
     def cpu(self) -> MachineCpu:
-        return share(self._times, psutil.cpu_times(), time.monotonic() - self._started)
+        return share(
+            self._times,
+            psutil.cpu_times(),
+            time.monotonic() - self._started,
+            (self._waiting, cpu_waiting_seconds()),
+        )
 
 
 #: The worker's threads, grouped: its event loop (the process's main thread: the agents, Redis,
@@ -142,6 +179,8 @@ class Reading:
     process_cpu_seconds: float
     #: The process's CPU seconds by thread group (:func:`thread_cpu_seconds`), if read.
     threads: Mapping[str, float] = field(default_factory=dict)
+    #: :func:`cpu_waiting_seconds` at the moment.
+    waiting: float | None = None
 
     @classmethod
     def now(
@@ -154,6 +193,7 @@ class Reading:
             psutil.cpu_times(),
             process_cpu_seconds(),
             threads() if threads is not None else {},
+            cpu_waiting_seconds(),
         )
 
 
@@ -165,13 +205,14 @@ MIN_SPAN_SECONDS = 0.5
 def per_second(readings: Sequence[Reading], t0: float) -> dict[int, dict[str, float]]:
     """For each span between consecutive readings (a second each when they are taken on the
     schedule's seconds), keyed by the second, counted from ``t0``, that holds its middle: the
-    machine's busy and stolen cores, the process's cores, and its thread groups' if read."""
+    machine's busy and stolen cores and its share of time with a thread waiting for a core, the
+    process's cores, and its thread groups' if read."""
     spans: dict[int, dict[str, float]] = {}
     for before, after in itertools.pairwise(readings):
         seconds, middle = after.at - before.at, (before.at + after.at) / 2 - t0
         if seconds < MIN_SPAN_SECONDS or middle < 0:
             continue
-        machine = share(before.times, after.times, seconds)
+        machine = share(before.times, after.times, seconds, (before.waiting, after.waiting))
         spans[int(middle)] = {
             **machine.as_dict(),
             "workerCpuCores": round(

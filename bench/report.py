@@ -192,7 +192,7 @@ def table(result: dict[str, Any]) -> str:
         f"  worker: ready after {worker['startupSeconds']:.1f}s, {worker['cpuCores']:.2f} cores "
         f"busy, peak RSS {summary['workerPeakRssMb']:.0f} MB{_threads(worker)}",
         f"  machine during phase 2: {worker['machineBusyCores']:.2f} of {m['cores']} cores busy, "
-        f"{worker['machineStealCores']:.2f} stolen by the hypervisor",
+        f"{worker['machineStealCores']:.2f} stolen by the hypervisor{_waiting(worker)}",
         f"  table: {_n(worker['tableOrders'])} orders (expected {summary['expectedOrders']:,}), "
         f"{worker['tableDiskMb']:.1f} MB on disk",
     ]
@@ -201,7 +201,7 @@ def table(result: dict[str, Any]) -> str:
             "",
             f"  {'latency':<9}{'target/s':>10}{'sent/s':>10}{'measured':>10}{'missing':>9}"
             f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'worker p50/p99':>16}"
-            f"{'cpu':>6}{'loop':>6}{'machine':>9}{'steal':>7}{'warm-up p99':>13}",
+            f"{'cpu':>6}{'loop':>6}{'machine':>9}{'steal':>7}{'wait':>6}{'warm-up p99':>13}",
         ]
         for level in phases["latency"]:
             lines.append(
@@ -212,7 +212,8 @@ def table(result: dict[str, Any]) -> str:
                 f"{_ms(level['workerP50Ms'])}/{_ms(level['workerP99Ms']).strip():<6}"
                 f"{level['workerCpuCores']:>6.2f}{_cores(level.get('workerLoopCores'))}"
                 f"{level['machineBusyCores']:>9.2f}"
-                f"{level['machineStealCores']:>7.2f}{_ms(level['warmup']['p99Ms']):>13}"
+                f"{level['machineStealCores']:>7.2f}{_cores(level.get('machineCpuWaiting'))}"
+                f"{_ms(level['warmup']['p99Ms']):>13}"
             )
         warmup = result["parameters"]["warmupSeconds"]
         lines.append(
@@ -222,6 +223,7 @@ def table(result: dict[str, Any]) -> str:
             " to Kafka;\n   cpu: the worker's cores busy during the level, loop: its event loop's"
             " (near 1, the worker\n   can go no faster); machine, steal: the"
             " whole machine's cores busy,\n   and those the hypervisor gave to other guests;"
+            " wait: the share of the time some thread\n   waited for a core;"
             " warm-up p99: the warm-up's own, not counted)"
         )
     return "\n".join(lines)
@@ -234,6 +236,11 @@ def _threads(phase: dict[str, Any]) -> str:
         f"\n  worker's threads: event loop {phase['workerLoopCores']:.2f} cores, RocksDB "
         f"{phase['workerRocksdbCores']:.2f}, the others {phase['workerOtherCores']:.2f}"
     )
+
+
+def _waiting(phase: dict[str, Any]) -> str:
+    waiting = phase.get("machineCpuWaiting")
+    return "" if waiting is None else f", a thread waiting for a core {waiting:.0%} of the time"
 
 
 def _cores(value: float | None) -> str:

@@ -15,6 +15,7 @@ from bench.machine import (
     MachineCpu,
     Reading,
     Span,
+    cpu_waiting_seconds,
     parse_task_stat,
     per_second,
     share,
@@ -170,3 +171,25 @@ def test_thread_cpu_seconds_reads_this_process_by_group() -> None:
     assert after["loop"] - before["loop"] > 0.1
     assert after["rocksdb"] == 0.0
     assert thread_cpu_seconds(-1) == {}
+
+
+def test_the_share_of_time_a_thread_waited_for_a_core_comes_from_two_pressure_readings() -> None:
+    cpu = share(Times(), Times(user=1.5), seconds=2, waiting=(10.0, 10.8))
+    assert cpu.waiting_share == pytest.approx(0.4)
+    assert cpu.as_dict()["machineCpuWaiting"] == 0.4
+    # Without the kernel's pressure information the field is left out, not reported as 0.
+    assert "machineCpuWaiting" not in share(Times(), Times(), seconds=2).as_dict()
+    assert share(Times(), Times(), seconds=2, waiting=(None, 3.0)).waiting_share is None
+
+
+def test_per_second_carries_the_waiting_share_when_read() -> None:
+    readings = [Reading(0.0, Times(), 0.0, waiting=5.0), Reading(1.0, Times(), 0.0, waiting=5.25)]
+    assert per_second(readings, t0=0.0)[0]["machineCpuWaiting"] == 0.25
+
+
+def test_this_machine_reports_cpu_pressure_if_its_kernel_has_it() -> None:
+    waited = cpu_waiting_seconds()
+    if os.path.exists("/proc/pressure/cpu"):
+        assert waited is not None and waited >= 0.0
+    else:
+        assert waited is None
