@@ -136,12 +136,22 @@ def parse_task_stat(text: str) -> tuple[str, int]:
     return text[text.index("(") + 1 : end], int(fields[11]) + int(fields[12])
 
 
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds of each thread group of process ``pid`` so far (empty once it is gone). A
-    thread that has ended takes its seconds with it, so a group can shrink between readings."""
+#: Counters of the event loop's thread besides its CPU: the times it blocked (waited for I/O, a
+#: timer or the GIL: voluntary context switches) and was preempted while it could have run on.
+LOOP_SWITCHES = {
+    "loopBlocked": "voluntary_ctxt_switches",
+    "loopPreempted": "nonvoluntary_ctxt_switches",
+}
+
+
+def thread_counters(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread group of process ``pid`` so far, and the event loop's
+    :data:`LOOP_SWITCHES` (empty once the process is gone). A thread that has ended takes its
+    seconds with it, so a group can shrink between readings."""
     task_dir = Path(f"/proc/{pid}/task")
     try:
         tids = os.listdir(task_dir)
+        status = (task_dir / str(pid) / "status").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return {}
     ticks = dict.fromkeys(THREAD_GROUPS, 0)
@@ -152,21 +162,33 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
             continue  # a thread that ended since the listing
         ticks[thread_group(int(tid), pid, name)] += used
     hz = os.sysconf("SC_CLK_TCK")
-    return {group: used / hz for group, used in ticks.items()}
+    counters: dict[str, float] = {group: used / hz for group, used in ticks.items()}
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    for key, field_name in LOOP_SWITCHES.items():
+        counters[key] = float(fields[field_name])
+    return counters
 
 
-def thread_shares(
+def thread_rates(
     before: Mapping[str, float], after: Mapping[str, float], seconds: float
 ) -> dict[str, float]:
-    """Cores each thread group used on average between two readings: ``workerLoopCores``,
-    ``workerRocksdbCores``, ``workerOtherCores``; empty if either reading is."""
+    """Between two :func:`thread_counters` readings: the cores each thread group used on average
+    (``workerLoopCores``, ``workerRocksdbCores``, ``workerOtherCores``) and the event loop's
+    switches a second (``workerLoopBlockedPerSecond``, ``workerLoopPreemptedPerSecond``); empty
+    if either reading is."""
     if seconds <= 0 or not before or not after:
         return {}
+
+    def rate(key: str) -> float:
+        return max(0.0, after.get(key, 0.0) - before.get(key, 0.0)) / seconds
+
     return {
-        f"worker{group.capitalize()}Cores": round(
-            max(0.0, after.get(group, 0.0) - before.get(group, 0.0)) / seconds, 2
-        )
-        for group in THREAD_GROUPS
+        **{f"worker{group.capitalize()}Cores": round(rate(group), 2) for group in THREAD_GROUPS},
+        **{
+            f"worker{key[0].upper()}{key[1:]}PerSecond": round(rate(key))
+            for key in LOOP_SWITCHES
+            if key in before and key in after
+        },
     }
 
 
@@ -177,7 +199,7 @@ class Reading:
     at: float
     times: CpuTimes
     process_cpu_seconds: float
-    #: The process's CPU seconds by thread group (:func:`thread_cpu_seconds`), if read.
+    #: The process's :func:`thread_counters`, if read.
     threads: Mapping[str, float] = field(default_factory=dict)
     #: :func:`cpu_waiting_seconds` at the moment.
     waiting: float | None = None
@@ -218,6 +240,6 @@ def per_second(readings: Sequence[Reading], t0: float) -> dict[int, dict[str, fl
             "workerCpuCores": round(
                 (after.process_cpu_seconds - before.process_cpu_seconds) / seconds, 2
             ),
-            **thread_shares(before.threads, after.threads, seconds),
+            **thread_rates(before.threads, after.threads, seconds),
         }
     return spans

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import loadgen
 from bench.infra import Deployment, Offsets, create_topic, log, remaining
-from bench.machine import MachineCpu, Span, thread_shares
+from bench.machine import MachineCpu, Span, thread_rates
 from bench.worker import Worker, count_orders, disk_bytes
 from processor.directory import ContactDirectory
 from processor.producer import EventProducer
@@ -184,7 +184,7 @@ class WorkerRun:
     rekeyed: int
     cpu_cores: float
     machine: MachineCpu
-    #: The worker's thread groups' cores over the drain (bench.machine.thread_shares).
+    #: The worker's threads over the drain (bench.machine.thread_rates).
     threads: dict[str, float]
     peak_rss_bytes: int
     table_orders: int | None
@@ -223,7 +223,7 @@ def worker_throughput(
     try:
         ready = worker.start()
         cpu_at_ready, span = worker.cpu_seconds(), Span()
-        threads_at_ready = worker.thread_cpu_seconds()
+        threads_at_ready = worker.thread_counters()
         left = remaining(high, offsets.committed(deployment.events_topic))
         committed_at_ready = total - left
         log(
@@ -255,7 +255,7 @@ def worker_throughput(
         done = time.monotonic()
         progress(total, force=True)
         cpu, machine = worker.cpu_seconds() - cpu_at_ready, span.cpu()
-        threads = thread_shares(threads_at_ready, worker.thread_cpu_seconds(), done - ready)
+        threads = thread_rates(threads_at_ready, worker.thread_counters(), done - ready)
     finally:
         offsets.close()
     assert worker.memory is not None

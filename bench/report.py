@@ -232,9 +232,15 @@ def table(result: dict[str, Any]) -> str:
 def _threads(phase: dict[str, Any]) -> str:
     if "workerLoopCores" not in phase:
         return ""
+    switches = (
+        f"; the loop blocked {phase['workerLoopBlockedPerSecond']:,} times a second and was "
+        f"preempted {phase['workerLoopPreemptedPerSecond']:,}"
+        if "workerLoopBlockedPerSecond" in phase
+        else ""
+    )
     return (
         f"\n  worker's threads: event loop {phase['workerLoopCores']:.2f} cores, RocksDB "
-        f"{phase['workerRocksdbCores']:.2f}, the others {phase['workerOtherCores']:.2f}"
+        f"{phase['workerRocksdbCores']:.2f}, the others {phase['workerOtherCores']:.2f}{switches}"
     )
 
 

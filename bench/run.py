@@ -32,7 +32,7 @@ from bench.infra import (
     new_tag,
     servers,
 )
-from bench.machine import Span, thread_shares
+from bench.machine import Span, thread_rates
 from bench.worker import Worker
 
 HERE = Path(__file__).resolve().parent
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                 assert worker.memory is not None
                 worker.memory.reset_peak()
                 cpu_before, wall_before, span = worker.cpu_seconds(), time.monotonic(), Span()
-                threads_before = worker.thread_cpu_seconds()
+                threads_before = worker.thread_counters()
                 level = latency.run_level(
                     deployment,
                     fraction=fraction,
@@ -263,13 +263,13 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                     seed=args.seed,
                     drain_timeout=max(15.0, args.warmup_seconds + args.latency_seconds),
                     worker_cpu_seconds=worker.cpu_seconds,
-                    worker_threads=worker.thread_cpu_seconds,
+                    worker_threads=worker.thread_counters,
                 )
                 # CPU over the level and its drain: the loop's near 1.0 means the worker (one
                 # Python event loop) was saturated at this rate, whatever its backlog rate was.
                 elapsed = time.monotonic() - wall_before
                 cpu = (worker.cpu_seconds() - cpu_before) / elapsed
-                threads = thread_shares(threads_before, worker.thread_cpu_seconds(), elapsed)
+                threads = thread_rates(threads_before, worker.thread_counters(), elapsed)
                 result["phases"]["latency"].append(
                     {
                         **level.as_dict(),

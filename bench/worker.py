@@ -20,7 +20,7 @@ import psutil
 from rocksdict import AccessType, Options, Rdict
 
 from bench.infra import Deployment, log
-from bench.machine import thread_cpu_seconds
+from bench.machine import thread_counters
 
 READY = b"Worker ready"
 PR_SET_PDEATHSIG = 1
@@ -114,9 +114,9 @@ class Worker:
                 time.sleep(0.05)
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.tail()}")
 
-    def thread_cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds of the worker's thread groups so far (bench.machine.THREAD_GROUPS)."""
-        return thread_cpu_seconds(self.proc.pid) if self.proc is not None else {}
+    def thread_counters(self) -> dict[str, float]:
+        """The worker's thread counters so far (bench.machine.thread_counters)."""
+        return thread_counters(self.proc.pid) if self.proc is not None else {}
 
     def cpu_seconds(self) -> float:
         """User+system CPU time of the worker and its children so far."""

@@ -19,9 +19,9 @@ from bench.machine import (
     parse_task_stat,
     per_second,
     share,
-    thread_cpu_seconds,
+    thread_counters,
     thread_group,
-    thread_shares,
+    thread_rates,
 )
 
 
@@ -143,34 +143,39 @@ def test_threads_are_grouped_as_loop_rocksdb_or_other(tid: int, name: str, group
     assert thread_group(tid, pid=100, name=name) == group
 
 
-def test_thread_shares_are_cores_per_group_and_never_negative() -> None:
+def test_thread_rates_are_cores_per_group_and_never_negative() -> None:
     # A thread that ended takes its seconds with it: its group shrinks, which is not -x cores.
-    before = {"loop": 10.0, "rocksdb": 1.0, "other": 3.0}
-    after = {"loop": 11.0, "rocksdb": 1.5, "other": 2.0}
-    assert thread_shares(before, after, seconds=2.0) == {
+    before = {"loop": 10.0, "rocksdb": 1.0, "other": 3.0, "loopBlocked": 100, "loopPreempted": 7}
+    after = {"loop": 11.0, "rocksdb": 1.5, "other": 2.0, "loopBlocked": 900, "loopPreempted": 47}
+    assert thread_rates(before, after, seconds=2.0) == {
         "workerLoopCores": 0.5,
         "workerRocksdbCores": 0.25,
         "workerOtherCores": 0.0,
+        "workerLoopBlockedPerSecond": 400,
+        "workerLoopPreemptedPerSecond": 20,
     }
-    assert thread_shares({}, after, seconds=2.0) == {}
+    assert thread_rates({}, after, seconds=2.0) == {}
 
 
-def test_thread_cpu_seconds_reads_this_process_by_group() -> None:
+def test_thread_counters_reads_this_process_by_group() -> None:
     def spin() -> None:
         deadline = time.monotonic() + 0.3
         while time.monotonic() < deadline:
             pass
 
-    before = thread_cpu_seconds(os.getpid())
+    before = thread_counters(os.getpid())
     spinner = threading.Thread(target=spin)
     spinner.start()
     spinner.join()
     spin()
-    after = thread_cpu_seconds(os.getpid())
+    after = thread_counters(os.getpid())
     # The main thread is the loop; the ended spinner took its seconds with it.
     assert after["loop"] - before["loop"] > 0.1
     assert after["rocksdb"] == 0.0
-    assert thread_cpu_seconds(-1) == {}
+    # Waiting in join() blocked the main thread at least once.
+    assert after["loopBlocked"] > before["loopBlocked"]
+    assert after["loopPreempted"] >= before["loopPreempted"]
+    assert thread_counters(-1) == {}
 
 
 def test_the_share_of_time_a_thread_waited_for_a_core_comes_from_two_pressure_readings() -> None:
