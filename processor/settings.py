@@ -69,12 +69,6 @@ class Settings:
         32,
         "RocksDB memory per table partition (three quarters write buffers, a quarter block cache).",
     )
-    rocksdb_low_priority_compaction: bool = _setting(  # type: ignore[assignment]
-        "PROCESSOR_ROCKSDB_LOW_PRIORITY_COMPACTION",
-        True,
-        "Run RocksDB's compactions at the lowest CPU priority (nice 19), on the cores the "
-        "event loop leaves idle.",
-    )
     data_dir: Path = _setting(  # type: ignore[assignment]
         "PROCESSOR_DATA_DIR",
         Path(".run/worker-data"),

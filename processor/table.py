@@ -24,7 +24,7 @@ from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
-from rocksdict import DBCompressionType, Env, Options, WriteBatch
+from rocksdict import DBCompressionType, Options, WriteBatch
 
 from processor import codec
 from processor.outbox import Outbox
@@ -94,7 +94,7 @@ class OrdersTable:
         )
 
 
-def store_options(memory_mb: int, *, low_priority_compaction: bool = True) -> dict[str, Any]:
+def store_options(memory_mb: int) -> dict[str, int]:
     """Faust's defaults give every partition a 2 GiB block cache and 3 x 64 MiB write buffers;
     a worker holding several partitions would outgrow any container. Budget them instead.
 
@@ -108,7 +108,6 @@ def store_options(memory_mb: int, *, low_priority_compaction: bool = True) -> di
         "max_write_buffer_number": 2,
         "block_cache_size": budget // 4,
         "target_file_size_base": budget // 2,
-        "low_priority_compaction": low_priority_compaction,
     }
 
 
@@ -120,28 +119,12 @@ class OrdersStoreOptions(RocksDBOptions):
     With the budget split of :func:`store_options` they cut RocksDB's CPU per write by about a
     third (``python -m bench.store``), for about 2.6 times the disk. Kafka Streams' own RocksDB
     store runs without compression by default too.
-
-    With ``low_priority_compaction`` RocksDB's compaction threads run at the lowest CPU priority
-    (nice 19; RocksDB's own ``LowerThreadPoolCPUPriority``, for the whole process, as its thread
-    pools are). A compaction came in bursts of half a core for seconds, and on a machine with
-    no core to spare those were taken from the event loop: events queued behind it for up to a
-    second (bench/PROFILE.md, session 10). Flushes keep their priority, so memtables never wait
-    for the disk; compactions use the cores the worker leaves idle, and RocksDB slows writes
-    itself if they fall far behind.
     """
-
-    def __init__(self, *, low_priority_compaction: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.low_priority_compaction = low_priority_compaction
 
     def as_options(self) -> Options:
         options = super().as_options()
         options.set_compression_type(DBCompressionType.none())
         options.set_level_zero_file_num_compaction_trigger(L0_COMPACTION_TRIGGER)
-        if self.low_priority_compaction:
-            env = Env()  # the process's default environment and its thread pools
-            env.lower_thread_pool_cpu_priority()  # the low-priority pool: compactions
-            options.set_env(env)
         return options
 
 

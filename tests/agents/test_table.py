@@ -3,8 +3,6 @@ what Faust reads back, where the changelog records go, and the offset Faust reco
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -98,51 +96,3 @@ async def test_each_partition_opens_with_the_tuned_options_inside_the_memory_bud
     block_cache = 64 * 1024 * 1024 // 4  # not in the OPTIONS file; what we asked for instead
     assert store.rocksdb_options.block_cache_size == block_cache
     assert write_buffers + block_cache == 64 * 1024 * 1024
-
-
-# Compacts a small RocksDB with the orders store's options in a process of its own (the CPU
-# priority of RocksDB's thread pools is the whole process's), then prints the nice value of
-# each of its RocksDB threads. A compaction thread lowers its priority when it next takes a job.
-NICE_OF_ROCKSDB_THREADS = """
-import os, sys, time
-from rocksdict import Rdict
-from processor.table import L0_COMPACTION_TRIGGER, OrdersStoreOptions
-
-options = OrdersStoreOptions(
-    low_priority_compaction=sys.argv[2] == "on", write_buffer_size=64 * 1024, use_rocksdict=True
-).as_options()
-db = Rdict(sys.argv[1], options)
-for flush in range(L0_COMPACTION_TRIGGER + 2):
-    for i in range(200):
-        db[f"o-{i}".encode()] = os.urandom(500)
-    db.flush()
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline and len(db.live_files()) > L0_COMPACTION_TRIGGER:
-    time.sleep(0.05)
-task = f"/proc/{os.getpid()}/task"
-for tid in os.listdir(task):
-    stat = open(f"{task}/{tid}/stat").read()
-    end = stat.rindex(")")
-    name, nice = stat[stat.index("(") + 1 : end], stat[end + 2 :].split()[16]
-    if name.startswith("rocksdb"):
-        print(name, nice)
-db.close()
-"""
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are read from /proc")
-@pytest.mark.parametrize(("setting", "compaction_nice"), [("on", "19"), ("off", "0")])
-def test_compactions_run_at_the_lowest_cpu_priority_unless_turned_off(
-    tmp_path: Path, setting: str, compaction_nice: str
-) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", NICE_OF_ROCKSDB_THREADS, str(tmp_path / "db"), setting],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    threads = [line.split() for line in done.stdout.splitlines()]
-    assert ["rocksdb:low", compaction_nice] in threads, done.stdout
-    # Flushes keep the process's priority: a memtable waiting on one would stall writes.
-    assert all(nice == "0" for name, nice in threads if name == "rocksdb:high"), done.stdout
