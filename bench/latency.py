@@ -235,6 +235,7 @@ def run_level(
     drain_timeout: float,
     worker_cpu_seconds: Callable[[], float],
     worker_threads: Callable[[], Mapping[str, float]] | None = None,
+    compression: str = "lz4",
 ) -> LevelResult:
     """Send ``rate`` events/s for ``warmup + seconds`` on a fixed schedule and time their
     outputs; the figures count those planned after the first ``warmup`` seconds."""
@@ -249,7 +250,7 @@ def run_level(
             "bootstrap.servers": deployment.servers.bootstrap,
             "partitioner": "murmur2_random",  # as the processor expects (see processor.producer)
             "enable.idempotence": True,
-            "compression.type": "lz4",
+            "compression.type": compression,
             # A live producer sends at once; batching for throughput would add its own delay.
             "linger.ms": 1,
         }

@@ -90,6 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(repeatable; the result records it)",
     )
     parser.add_argument(
+        "--latency-compression",
+        choices=("lz4", "zstd", "gzip", "snappy", "none"),
+        default="lz4",
+        help="compression of the latency levels' producer; each compressed record batch costs "
+        "the worker's consumer thread a wait for the GIL (bench/PROFILE.md, session 10)",
+    )
+    parser.add_argument(
         "--pure-python",
         action="store_true",
         help="run the worker on the source as it is; by default it runs on the build with its "
@@ -208,6 +215,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
             "badRatio": args.bad_ratio,
             "eventBytes": args.event_bytes,
             "levelBase": args.level_base,
+            "latencyCompression": args.latency_compression,
             "workerSettings": dict(args.worker_setting),
             "build": "pure-python" if deployment.build is None else "compiled",
         },
@@ -264,6 +272,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                     drain_timeout=max(15.0, args.warmup_seconds + args.latency_seconds),
                     worker_cpu_seconds=worker.cpu_seconds,
                     worker_threads=worker.thread_counters,
+                    compression=args.latency_compression,
                 )
                 # CPU over the level and its drain: the loop's near 1.0 means the worker (one
                 # Python event loop) was saturated at this rate, whatever its backlog rate was.
