@@ -17,6 +17,13 @@ def test_by_default_levels_follow_phase_2_and_the_worker_runs_on_defaults() -> N
     assert args.worker_setting == []
     assert not args.pure_python  # the compiled build, as the image runs
     assert args.warmup_seconds == 10.0  # each level's first seconds are reported apart
+    assert args.latency_compression == "lz4"  # as producers commonly send
+
+
+def test_the_levels_producer_compression_is_one_kafka_knows() -> None:
+    assert parse_args(["--latency-compression", "none"]).latency_compression == "none"
+    with pytest.raises(SystemExit):
+        parse_args(["--latency-compression", "brotli"])
 
 
 def test_the_worker_runs_on_the_build_it_is_given(tmp_path: Path) -> None:
