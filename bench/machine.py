@@ -96,23 +96,6 @@ def share(
     )
 
 
-class Span:
-    """Started when made; :meth:`cpu` is the machine's CPU since then."""
-
-    def __init__(self) -> None:
-        self._times: CpuTimes = psutil.cpu_times()
-        self._waiting = cpu_waiting_seconds()
-        self._started = time.monotonic()
-
-    def cpu(self) -> MachineCpu:
-        return share(
-            self._times,
-            psutil.cpu_times(),
-            time.monotonic() - self._started,
-            (self._waiting, cpu_waiting_seconds()),
-        )
-
-
 #: The worker's threads, grouped: its event loop (the process's main thread: the agents, Redis,
 #: the producer's calls), RocksDB's background threads (RocksDB names them "rocksdb:..."), and
 #: the rest (aiokafka's consumer thread under Faust, executors).
@@ -224,22 +207,28 @@ class Reading:
 MIN_SPAN_SECONDS = 0.5
 
 
+def between(before: Reading, after: Reading) -> dict[str, float]:
+    """The figures of the span between two readings: the machine's busy and stolen cores and its
+    share of time with a thread waiting for a core, the process's cores (``workerCpuCores``),
+    and its thread groups' (:func:`thread_rates`) if read."""
+    seconds = after.at - before.at
+    machine = share(before.times, after.times, seconds, (before.waiting, after.waiting))
+    process = (
+        (after.process_cpu_seconds - before.process_cpu_seconds) / seconds if seconds > 0 else 0.0
+    )
+    return {
+        **machine.as_dict(),
+        "workerCpuCores": round(process, 2),
+        **thread_rates(before.threads, after.threads, seconds),
+    }
+
+
 def per_second(readings: Sequence[Reading], t0: float) -> dict[int, dict[str, float]]:
-    """For each span between consecutive readings (a second each when they are taken on the
-    schedule's seconds), keyed by the second, counted from ``t0``, that holds its middle: the
-    machine's busy and stolen cores and its share of time with a thread waiting for a core, the
-    process's cores, and its thread groups' if read."""
+    """:func:`between` each pair of consecutive readings (a second apart when they are taken on
+    the schedule's seconds), keyed by the second, counted from ``t0``, that holds its middle."""
     spans: dict[int, dict[str, float]] = {}
     for before, after in itertools.pairwise(readings):
         seconds, middle = after.at - before.at, (before.at + after.at) / 2 - t0
-        if seconds < MIN_SPAN_SECONDS or middle < 0:
-            continue
-        machine = share(before.times, after.times, seconds, (before.waiting, after.waiting))
-        spans[int(middle)] = {
-            **machine.as_dict(),
-            "workerCpuCores": round(
-                (after.process_cpu_seconds - before.process_cpu_seconds) / seconds, 2
-            ),
-            **thread_rates(before.threads, after.threads, seconds),
-        }
+        if seconds >= MIN_SPAN_SECONDS and middle >= 0:
+            spans[int(middle)] = between(before, after)
     return spans

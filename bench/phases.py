@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import loadgen
 from bench.infra import Deployment, Offsets, create_topic, log, remaining
-from bench.machine import MachineCpu, Span, thread_rates
+from bench.machine import Reading, between
 from bench.worker import Worker, count_orders, disk_bytes
 from processor.directory import ContactDirectory
 from processor.producer import EventProducer
@@ -182,10 +182,8 @@ class WorkerRun:
     startup_seconds: float
     committed_at_ready: int
     rekeyed: int
-    cpu_cores: float
-    machine: MachineCpu
-    #: The worker's threads over the drain (bench.machine.thread_rates).
-    threads: dict[str, float]
+    #: The worker's and the machine's CPU over the drain (bench.machine.between).
+    cpu: dict[str, float]
     peak_rss_bytes: int
     table_orders: int | None
     table_disk_bytes: int
@@ -197,9 +195,9 @@ class WorkerRun:
             "startupSeconds": round(self.startup_seconds, 2),
             "committedAtReady": self.committed_at_ready,
             "rekeyed": self.rekeyed,
-            "cpuCores": round(self.cpu_cores, 2),
-            **self.machine.as_dict(),
-            **self.threads,
+            # Named as before the machine's figures joined it: cpuCores, not workerCpuCores.
+            "cpuCores": self.cpu["workerCpuCores"],
+            **{k: v for k, v in self.cpu.items() if k != "workerCpuCores"},
             "peakRssMb": round(self.peak_rss_bytes / 2**20, 1),
             "tableOrders": self.table_orders,
             "tableDiskMb": round(self.table_disk_bytes / 2**20, 1),
@@ -222,8 +220,7 @@ def worker_throughput(
     rekeyed_topic = deployment.topic("orders_events_rekeyed")
     try:
         ready = worker.start()
-        cpu_at_ready, span = worker.cpu_seconds(), Span()
-        threads_at_ready = worker.thread_counters()
+        at_ready = Reading.now(worker.cpu_seconds, worker.thread_counters)
         left = remaining(high, offsets.committed(deployment.events_topic))
         committed_at_ready = total - left
         log(
@@ -254,8 +251,7 @@ def worker_throughput(
             time.sleep(poll)
         done = time.monotonic()
         progress(total, force=True)
-        cpu, machine = worker.cpu_seconds() - cpu_at_ready, span.cpu()
-        threads = thread_rates(threads_at_ready, worker.thread_counters(), done - ready)
+        cpu = between(at_ready, Reading.now(worker.cpu_seconds, worker.thread_counters))
     finally:
         offsets.close()
     assert worker.memory is not None
@@ -266,9 +262,7 @@ def worker_throughput(
         startup_seconds=ready - worker.started_at,
         committed_at_ready=committed_at_ready,
         rekeyed=sum(rekey_high.values()),
-        cpu_cores=cpu / (done - ready) if done > ready else 0.0,
-        machine=machine,
-        threads=threads,
+        cpu=cpu,
         peak_rss_bytes=worker.memory.peak,
         table_orders=table_orders,
         table_disk_bytes=disk_bytes(deployment.data_dir),

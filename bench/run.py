@@ -13,7 +13,6 @@ import argparse
 import shutil
 import signal
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -32,7 +31,7 @@ from bench.infra import (
     new_tag,
     servers,
 )
-from bench.machine import Span, thread_rates
+from bench.machine import Reading, between
 from bench.worker import Worker
 
 HERE = Path(__file__).resolve().parent
@@ -259,8 +258,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                 log(f"phase 3: {fraction:.0%} of {rate:,.0f} events/s")
                 assert worker.memory is not None
                 worker.memory.reset_peak()
-                cpu_before, wall_before, span = worker.cpu_seconds(), time.monotonic(), Span()
-                threads_before = worker.thread_counters()
+                before = Reading.now(worker.cpu_seconds, worker.thread_counters)
                 level = latency.run_level(
                     deployment,
                     fraction=fraction,
@@ -276,15 +274,11 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                 )
                 # CPU over the level and its drain: the loop's near 1.0 means the worker (one
                 # Python event loop) was saturated at this rate, whatever its backlog rate was.
-                elapsed = time.monotonic() - wall_before
-                cpu = (worker.cpu_seconds() - cpu_before) / elapsed
-                threads = thread_rates(threads_before, worker.thread_counters(), elapsed)
+                after = Reading.now(worker.cpu_seconds, worker.thread_counters)
                 result["phases"]["latency"].append(
                     {
                         **level.as_dict(),
-                        "workerCpuCores": round(cpu, 2),
-                        **threads,
-                        **span.cpu().as_dict(),
+                        **between(before, after),
                         "peakRssMb": round(worker.memory.peak / 2**20, 1),
                     }
                 )

@@ -14,7 +14,7 @@ import pytest
 from bench.machine import (
     MachineCpu,
     Reading,
-    Span,
+    between,
     cpu_waiting_seconds,
     parse_task_stat,
     per_second,
@@ -62,15 +62,20 @@ def test_fields_are_rounded_for_the_report() -> None:
     }
 
 
-def test_a_span_reads_this_machine() -> None:
-    span = Span()
+def test_a_span_between_two_readings_reads_this_machine_and_this_process() -> None:
+    def own_cpu() -> float:
+        return time.process_time()
+
+    before = Reading.now(own_cpu, lambda: thread_counters(os.getpid()))
     deadline = time.monotonic() + 0.3
     while time.monotonic() < deadline:
         pass  # one core busy, for the span to see
-    cpu = span.cpu()
+    figures = between(before, Reading.now(own_cpu, lambda: thread_counters(os.getpid())))
     # Read from the kernel's counters, in ticks: some slack on the upper bound.
-    assert 0.0 < cpu.busy_cores <= 1.2 * (psutil.cpu_count() or 1)
-    assert cpu.steal_cores >= 0.0
+    assert 0.0 < figures["machineBusyCores"] <= 1.2 * (psutil.cpu_count() or 1)
+    assert figures["machineStealCores"] >= 0.0
+    assert 0.5 < figures["workerCpuCores"] <= 1.2
+    assert figures["workerLoopCores"] > 0.5
 
 
 def test_per_second_gives_each_span_the_second_that_holds_its_middle() -> None:
