@@ -236,6 +236,7 @@ def run_level(
     worker_cpu_seconds: Callable[[], float],
     worker_threads: Callable[[], Mapping[str, float]] | None = None,
     compression: str = "lz4",
+    linger_ms: float = 1,
 ) -> LevelResult:
     """Send ``rate`` events/s for ``warmup + seconds`` on a fixed schedule and time their
     outputs; the figures count those planned after the first ``warmup`` seconds."""
@@ -251,8 +252,7 @@ def run_level(
             "partitioner": "murmur2_random",  # as the processor expects (see processor.producer)
             "enable.idempotence": True,
             "compression.type": compression,
-            # A live producer sends at once; batching for throughput would add its own delay.
-            "linger.ms": 1,
+            "linger.ms": linger_ms,
         }
     )
     # Both clients connected before the clock starts: once, the first outputs of a level waited
@@ -309,6 +309,14 @@ def run_level(
     )
 
 
+#: Shortest sleep of the open-loop sender. Waking for every record (7,200 times a second at the
+#: 80% level) made the sender, its producer's thread and the broker's network thread wake the
+#: worker's event loop off its core ~1,000 times a second between them: on two shared cores the
+#: load generator cost the worker a fifth of its loop's time (bench/PROFILE.md, session 11).
+#: Records sent late by up to a tick count it in their latency: it runs from the planned time.
+SEND_TICK_SECONDS = 0.001
+
+
 class _Sender(threading.Thread):
     """The open-loop producer: record i goes out at t0 + i / rate, whatever happened before."""
 
@@ -340,7 +348,8 @@ class _Sender(threading.Thread):
             planned = start + i / self.rate
             delay = planned - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                # At least a tick: faster than that, what is due goes out together.
+                time.sleep(max(delay, SEND_TICK_SECONDS))
             if probe.expect is not None:
                 # Before the send, so the output can never arrive before its entry does.
                 self.outputs.expect(probe.expect, planned)

@@ -127,15 +127,28 @@ LOOP_SWITCHES = {
 }
 
 
+def queued_seconds(schedstat: str) -> float:
+    """Seconds a thread has spent ready to run while waiting for a core, from its
+    ``/proc/PID/task/TID/schedstat`` (run, run-queue wait, in ns; time slices)."""
+    return int(schedstat.split()[1]) / 1e9
+
+
 def thread_counters(pid: int) -> dict[str, float]:
-    """CPU seconds of each thread group of process ``pid`` so far, and the event loop's
-    :data:`LOOP_SWITCHES` (empty once the process is gone). A thread that has ended takes its
-    seconds with it, so a group can shrink between readings."""
+    """CPU seconds of each thread group of process ``pid`` so far, the event loop's
+    :data:`LOOP_SWITCHES`, and the seconds the loop waited for a core (``loopQueued``, where the
+    kernel keeps it); empty once the process is gone. A thread that has ended takes its seconds
+    with it, so a group can shrink between readings."""
     task_dir = Path(f"/proc/{pid}/task")
     try:
         tids = os.listdir(task_dir)
         status = (task_dir / str(pid) / "status").read_text()
-    except (FileNotFoundError, ProcessLookupError):
+        schedstat: str | None = (task_dir / str(pid) / "schedstat").read_text()
+    except FileNotFoundError:
+        # No schedstat in this kernel, or no process: the status read tells which.
+        if not (task_dir / str(pid)).exists():
+            return {}
+        schedstat = None
+    except ProcessLookupError:
         return {}
     ticks = dict.fromkeys(THREAD_GROUPS, 0)
     for tid in tids:
@@ -149,6 +162,8 @@ def thread_counters(pid: int) -> dict[str, float]:
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     for key, field_name in LOOP_SWITCHES.items():
         counters[key] = float(fields[field_name])
+    if schedstat is not None:
+        counters["loopQueued"] = queued_seconds(schedstat)
     return counters
 
 
@@ -156,9 +171,9 @@ def thread_rates(
     before: Mapping[str, float], after: Mapping[str, float], seconds: float
 ) -> dict[str, float]:
     """Between two :func:`thread_counters` readings: the cores each thread group used on average
-    (``workerLoopCores``, ``workerRocksdbCores``, ``workerOtherCores``) and the event loop's
-    switches a second (``workerLoopBlockedPerSecond``, ``workerLoopPreemptedPerSecond``); empty
-    if either reading is."""
+    (``workerLoopCores``, ``workerRocksdbCores``, ``workerOtherCores``), the event loop's
+    switches a second (``workerLoopBlockedPerSecond``, ``workerLoopPreemptedPerSecond``) and the
+    share of the time it waited for a core (``workerLoopQueued``); empty if either reading is."""
     if seconds <= 0 or not before or not after:
         return {}
 
@@ -172,6 +187,11 @@ def thread_rates(
             for key in LOOP_SWITCHES
             if key in before and key in after
         },
+        **(
+            {"workerLoopQueued": round(rate("loopQueued"), 2)}
+            if "loopQueued" in before and "loopQueued" in after
+            else {}
+        ),
     }
 
 

@@ -201,7 +201,8 @@ def table(result: dict[str, Any]) -> str:
             "",
             f"  {'latency':<9}{'target/s':>10}{'sent/s':>10}{'measured':>10}{'missing':>9}"
             f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'worker p50/p99':>16}"
-            f"{'cpu':>6}{'loop':>6}{'machine':>9}{'steal':>7}{'wait':>6}{'warm-up p99':>13}",
+            f"{'cpu':>6}{'loop':>6}{'queued':>8}{'machine':>9}{'steal':>7}{'wait':>6}"
+            f"{'warm-up p99':>13}",
         ]
         for level in phases["latency"]:
             lines.append(
@@ -211,6 +212,7 @@ def table(result: dict[str, Any]) -> str:
                 f"{_ms(level['p99Ms'])}{_ms(level['maxMs'])}"
                 f"{_ms(level['workerP50Ms'])}/{_ms(level['workerP99Ms']).strip():<6}"
                 f"{level['workerCpuCores']:>6.2f}{_cores(level.get('workerLoopCores'))}"
+                f"{_cores(level.get('workerLoopQueued')):>8}"
                 f"{level['machineBusyCores']:>9.2f}"
                 f"{level['machineStealCores']:>7.2f}{_cores(level.get('machineCpuWaiting'))}"
                 f"{_ms(level['warmup']['p99Ms']):>13}"
@@ -221,7 +223,8 @@ def table(result: dict[str, Any]) -> str:
             f"{result['parameters']['latencySeconds']:g} s after a {warmup:g} s warm-up;\n"
             "   worker: planned send to the output's CreateTime, stamped when the worker hands it"
             " to Kafka;\n   cpu: the worker's cores busy during the level, loop: its event loop's"
-            " (near 1, the worker\n   can go no faster); machine, steal: the"
+            " (near 1, the worker\n   can go no faster), queued: the share of the time the loop was"
+            " ready to run but waited\n   for a core; machine, steal: the"
             " whole machine's cores busy,\n   and those the hypervisor gave to other guests;"
             " wait: the share of the time some thread\n   waited for a core;"
             " warm-up p99: the warm-up's own, not counted)"
@@ -238,6 +241,8 @@ def _threads(phase: dict[str, Any]) -> str:
         if "workerLoopBlockedPerSecond" in phase
         else ""
     )
+    if "workerLoopQueued" in phase:
+        switches += f"; it waited for a core {phase['workerLoopQueued']:.0%} of the time"
     return (
         f"\n  worker's threads: event loop {phase['workerLoopCores']:.2f} cores, RocksDB "
         f"{phase['workerRocksdbCores']:.2f}, the others {phase['workerOtherCores']:.2f}{switches}"

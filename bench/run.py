@@ -96,6 +96,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the worker's consumer thread a wait for the GIL (bench/PROFILE.md, session 10)",
     )
     parser.add_argument(
+        "--latency-linger-ms",
+        type=_linger,
+        default=1,
+        metavar="MS",
+        help="linger.ms of the latency levels' producer: how long it gathers records into a "
+        "batch before sending (librdkafka's and Kafka's Java client's default is 5)",
+    )
+    parser.add_argument(
         "--pure-python",
         action="store_true",
         help="run the worker on the source as it is; by default it runs on the build with its "
@@ -140,6 +148,13 @@ def _setting(text: str) -> tuple[str, str]:
     if name in RUN_SETTINGS:
         raise argparse.ArgumentTypeError(f"{name} is set by the run itself")
     return name, value
+
+
+def _linger(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError("milliseconds from 0 to 1000")
+    return value
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -215,6 +230,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
             "eventBytes": args.event_bytes,
             "levelBase": args.level_base,
             "latencyCompression": args.latency_compression,
+            "latencyLingerMs": args.latency_linger_ms,
             "workerSettings": dict(args.worker_setting),
             "build": "pure-python" if deployment.build is None else "compiled",
         },
@@ -271,6 +287,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                     worker_cpu_seconds=worker.cpu_seconds,
                     worker_threads=worker.thread_counters,
                     compression=args.latency_compression,
+                    linger_ms=args.latency_linger_ms,
                 )
                 # CPU over the level and its drain: the loop's near 1.0 means the worker (one
                 # Python event loop) was saturated at this rate, whatever its backlog rate was.

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bench.latency import LevelResult, Sample
+from unittest.mock import MagicMock
+
+import pytest
+
+from bench import latency, loadgen
+from bench.latency import LevelResult, Sample, _Sender
 
 
 def level(samples: list[Sample], warmup: float) -> LevelResult:
@@ -62,3 +67,70 @@ def test_each_timeline_second_carries_the_cpu_read_in_it() -> None:
     # A second with no reading (the first, before the schedule's first span ends) has none.
     assert "machineBusyCores" not in first
     assert second["machineBusyCores"] == 1.9 and second["workerCpuCores"] == 0.7
+
+
+class _Clock:
+    """time.monotonic and time.sleep for the sender: a sleep moves the clock on, and a record
+    produced costs a tenth of a millisecond."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class _Producer:
+    def __init__(self, clock: _Clock) -> None:
+        self.clock = clock
+        self.sent_at: list[float] = []
+
+    def produce(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        self.sent_at.append(self.clock.now)
+        self.clock.now += 0.0001
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+def _send(rate: float, count: int, monkeypatch: pytest.MonkeyPatch) -> tuple[_Clock, _Sender]:
+    clock = _Clock()
+    monkeypatch.setattr(latency.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(latency.time, "sleep", clock.sleep)
+    outputs = MagicMock()
+    record = loadgen.Record(key=b"k", value=b"v", kind="x")
+    probes = [loadgen.Probe(record, expect=None) for _ in range(count)]
+    sender = _Sender(_Producer(clock), "topic", outputs, probes, rate)  # type: ignore[arg-type]
+    sender.start()
+    sender.join()
+    return clock, sender
+
+
+def test_the_sender_wakes_at_most_once_a_tick_and_is_never_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock, sender = _send(rate=10_000, count=2_000, monkeypatch=monkeypatch)
+    producer = sender.producer
+    assert sender.sent == 2_000
+    assert min(clock.sleeps) >= latency.SEND_TICK_SECONDS
+    # 0.2 s of schedule in ticks of 1 ms: about 200 wakes, not one per record.
+    assert len(clock.sleeps) <= 0.2 / latency.SEND_TICK_SECONDS + 2
+    planned = [sender.t0 + i / 10_000 for i in range(2_000)]
+    lateness = [sent - due for sent, due in zip(producer.sent_at, planned, strict=True)]  # type: ignore[attr-defined]
+    assert min(lateness) >= 0
+    assert sender.max_lag <= latency.SEND_TICK_SECONDS + 0.001
+
+
+def test_a_slow_sender_sleeps_until_each_record_is_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, sender = _send(rate=100, count=50, monkeypatch=monkeypatch)
+    planned = [sender.t0 + i / 100 for i in range(50)]
+    sent_at = sender.producer.sent_at  # type: ignore[attr-defined]
+    assert sent_at == pytest.approx(planned, abs=1e-9)

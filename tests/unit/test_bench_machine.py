@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import psutil
@@ -18,6 +19,7 @@ from bench.machine import (
     cpu_waiting_seconds,
     parse_task_stat,
     per_second,
+    queued_seconds,
     share,
     thread_counters,
     thread_group,
@@ -160,6 +162,13 @@ def test_thread_rates_are_cores_per_group_and_never_negative() -> None:
         "workerLoopPreemptedPerSecond": 20,
     }
     assert thread_rates({}, after, seconds=2.0) == {}
+    # Where the kernel keeps schedstat, the loop's wait for a core, as a share of the time.
+    queued = thread_rates({**before, "loopQueued": 4.0}, {**after, "loopQueued": 4.6}, 2.0)
+    assert queued["workerLoopQueued"] == 0.3
+
+
+def test_a_threads_wait_for_a_core_is_the_second_schedstat_field() -> None:
+    assert queued_seconds("2000000000 1500000000 300\n") == 1.5
 
 
 def test_thread_counters_reads_this_process_by_group() -> None:
@@ -180,6 +189,8 @@ def test_thread_counters_reads_this_process_by_group() -> None:
     # Waiting in join() blocked the main thread at least once.
     assert after["loopBlocked"] > before["loopBlocked"]
     assert after["loopPreempted"] >= before["loopPreempted"]
+    if Path(f"/proc/{os.getpid()}/task/{os.getpid()}/schedstat").exists():
+        assert after["loopQueued"] >= before["loopQueued"] >= 0.0
     assert thread_counters(-1) == {}
 
 
