@@ -236,7 +236,7 @@ def run_level(
     worker_cpu_seconds: Callable[[], float],
     worker_threads: Callable[[], Mapping[str, float]] | None = None,
     compression: str = "lz4",
-    linger_ms: float = 1,
+    linger_ms: float = 5.0,
 ) -> LevelResult:
     """Send ``rate`` events/s for ``warmup + seconds`` on a fixed schedule and time their
     outputs; the figures count those planned after the first ``warmup`` seconds."""

@@ -167,6 +167,11 @@ def table(result: dict[str, Any]) -> str:
         f"aiokafka {m['versions']['aiokafka']}",
     ]
     lines.append(f"  worker build: {p['build']}")
+    if "latencyLingerMs" in p:
+        lines.append(
+            f"  latency levels' producer: {p.get('latencyCompression', 'lz4')}, "
+            f"linger {p['latencyLingerMs']:g} ms"
+        )
     if p.get("workerSettings"):
         settings = " ".join(f"{k}={v}" for k, v in p["workerSettings"].items())
         lines.append(f"  worker settings: {settings} (the rest default)")

@@ -98,10 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--latency-linger-ms",
         type=_linger,
-        default=1,
+        default=5.0,
         metavar="MS",
-        help="linger.ms of the latency levels' producer: how long it gathers records into a "
-        "batch before sending (librdkafka's and Kafka's Java client's default is 5)",
+        help="linger.ms of the latency levels' producer, how long it gathers records before "
+        "it sends them: by default 5, the default of librdkafka and of Kafka's Java client; "
+        "1 (the benchmark's before session 11) cost the worker's loop a tenth of its core in "
+        "preemptions by the producer's and the broker's threads (bench/PROFILE.md)",
     )
     parser.add_argument(
         "--pure-python",

@@ -158,9 +158,14 @@ class WorkerProcess:
         return body if status == 200 else None
 
 
-def producer(bootstrap: str) -> Producer:
+def producer(bootstrap: str, compression: str = "none") -> Producer:
     return Producer(
-        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+        {
+            "bootstrap.servers": bootstrap,
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "compression.type": compression,
+        }
     )
 
 
@@ -169,8 +174,9 @@ def produce(
     topic: str,
     records: Iterable[tuple[bytes | None, bytes | None]],
     partition: int | None = None,
+    compression: str = "none",
 ) -> None:
-    p = producer(bootstrap)
+    p = producer(bootstrap, compression)
     for key, value in records:
         if partition is None:
             p.produce(topic, key=key, value=value)
@@ -179,10 +185,12 @@ def produce(
     assert p.flush(30) == 0
 
 
-def produce_events(bootstrap: str, topic: str, events: Iterable[dict[str, Any]]) -> None:
+def produce_events(
+    bootstrap: str, topic: str, events: Iterable[dict[str, Any]], compression: str = "none"
+) -> None:
     """Keyed by externalOrderId, as a well-behaved producer does."""
     encoded = [json.dumps(e).encode() for e in events]
-    produce(bootstrap, topic, [(order_key(v), v) for v in encoded])
+    produce(bootstrap, topic, [(order_key(v), v) for v in encoded], compression=compression)
 
 
 def uncommitted(bootstrap: str, group: str, topic: str, timeout: float = 10.0) -> int:

@@ -29,6 +29,8 @@ pytestmark = pytest.mark.integration
 SEED_EVENT: dict[str, Any] = json.loads(SEED_EXAMPLE)
 PARTITIONS = 3
 DATE = "2024-03-01T12:00:00"
+#: Producer codecs of the compressed scenario.
+COMPRESSED = ("lz4", "zstd", "gzip", "snappy")
 
 
 def item(cost: str, quantity: int = 1, item_id: str = "sku-1") -> dict[str, Any]:
@@ -149,6 +151,11 @@ def produced(
         created("d-9", email="topic@example.com", padding="x" * 30_000),
     ]
     produce_events(bootstrap, deployment.topic("orders_events"), life + others + drops)
+    # Record batches of many events each, in every codec a producer may choose: the worker's
+    # consumer must have each one's decompressor (aiokafka's extras).
+    for codec in COMPRESSED:
+        compressed = [created(f"o-{codec}-{n}", email="topic@example.com") for n in range(30)]
+        produce_events(bootstrap, deployment.topic("orders_events"), compressed, codec)
 
     deep: Any = "bottom"
     for _ in range(40):
@@ -318,6 +325,13 @@ def test_misrouted_events_are_rekeyed_and_applied(worker: WorkerProcess, produce
     status, stats = worker.get("/api/stats")
     assert status == 200
     assert stats["rekeyed"] >= 2
+
+
+def test_compressed_events_are_applied(worker: WorkerProcess, produced: None) -> None:
+    for codec in COMPRESSED:
+        for n in (0, 29):
+            order = eventually(lambda o=f"o-{codec}-{n}": worker.order(o))  # type: ignore[misc]
+            assert order["contactId"] == "c-topic"
 
 
 def test_unknown_order_is_404(worker: WorkerProcess) -> None:

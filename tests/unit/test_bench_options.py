@@ -18,6 +18,14 @@ def test_by_default_levels_follow_phase_2_and_the_worker_runs_on_defaults() -> N
     assert not args.pure_python  # the compiled build, as the image runs
     assert args.warmup_seconds == 10.0  # each level's first seconds are reported apart
     assert args.latency_compression == "lz4"  # as producers commonly send
+    assert args.latency_linger_ms == 5.0  # the Kafka clients' default
+
+
+def test_the_levels_producer_linger_is_a_bounded_number_of_ms() -> None:
+    assert parse_args(["--latency-linger-ms", "0"]).latency_linger_ms == 0.0
+    for bad in ("-1", "1001", "soon"):
+        with pytest.raises(SystemExit):
+            parse_args(["--latency-linger-ms", bad])
 
 
 def test_the_levels_producer_compression_is_one_kafka_knows() -> None:
