@@ -309,11 +309,11 @@ def run_level(
     )
 
 
-#: Shortest sleep of the open-loop sender. Waking for every record (7,200 times a second at the
-#: 80% level) made the sender, its producer's thread and the broker's network thread wake the
-#: worker's event loop off its core ~1,000 times a second between them: on two shared cores the
-#: load generator cost the worker a fifth of its loop's time (bench/PROFILE.md, session 11).
-#: Records sent late by up to a tick count it in their latency: it runs from the planned time.
+#: Shortest sleep of the open-loop sender. A sender that woke for every record (7,200 times a
+#: second at the 80% level) was, with its producer's thread and the broker's threads serving it,
+#: most of what took the worker's event loop off its core, 1,700 times a second and a fifth of its
+#: time, on the two cores they share (bench/PROFILE.md, session 11). Records sent late by up to a
+#: tick count it in their latency: it runs from the planned time.
 SEND_TICK_SECONDS = 0.001
 
 

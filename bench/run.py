@@ -102,8 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="MS",
         help="linger.ms of the latency levels' producer, how long it gathers records before "
         "it sends them: by default 5, the default of librdkafka and of Kafka's Java client; "
-        "1 (the benchmark's before session 11) cost the worker's loop a tenth of its core in "
-        "preemptions by the producer's and the broker's threads (bench/PROFILE.md)",
+        "at 1 (before session 11) its thread and the broker's preempted the worker's event "
+        "loop more often (bench/PROFILE.md)",
     )
     parser.add_argument(
         "--pure-python",
