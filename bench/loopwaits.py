@@ -54,6 +54,26 @@ class Waits:
     #: By kind of thread that took the core: the seconds the thread waited for it back.
     preempted_for: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     woken_by: Counter[str] = field(default_factory=Counter)
+    #: Sleeps by length (:data:`SLEEP_BUCKETS`): how many, and their seconds.
+    sleeps_by_length: Counter[str] = field(default_factory=Counter)
+    #: Times the thread left its core again with no return seen in between: the trace lost
+    #: events (perf drops them when its buffers fill), and those gaps are not counted.
+    unmatched: int = 0
+    slept_by_length: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+
+#: Upper bounds of the sleep lengths counted apart, in seconds, and their names. Under 5 ms: a
+#: thread waiting for the GIL is woken by its holder or after the switch interval (5 ms).
+SLEEP_BUCKETS = (
+    (0.0001, "< 0.1 ms"),
+    (0.001, "< 1 ms"),
+    (0.005, "< 5 ms"),
+    (float("inf"), ">= 5 ms"),
+)
+
+
+def sleep_bucket(seconds: float) -> str:
+    return next(name for bound, name in SLEEP_BUCKETS if seconds < bound)
 
 
 def waits(lines: Iterable[str], tid: int) -> Waits:
@@ -64,6 +84,7 @@ def waits(lines: Iterable[str], tid: int) -> Waits:
     left_at: float | None = None
     preempted_by: str | None = None
     woken_at: float | None = None
+    waker: str | None = None
     for line in lines:
         switch = _SWITCH.match(line)
         if switch is not None:
@@ -71,7 +92,9 @@ def waits(lines: Iterable[str], tid: int) -> Waits:
             first = at if first is None else first
             last = at
             if switch["prev"] == me:
-                left_at, woken_at = at, None
+                if left_at is not None:
+                    result.unmatched += 1
+                left_at, woken_at, waker = at, None, None
                 # R: still runnable when it lost the core (preempted); anything else: it blocked.
                 runnable = switch["state"].startswith("R")
                 preempted_by = thread_kind(switch["next_comm"]) if runnable else None
@@ -84,8 +107,13 @@ def waits(lines: Iterable[str], tid: int) -> Waits:
                 else:
                     woke = woken_at if woken_at is not None else at
                     result.asleep += woke - left_at
+                    bucket = sleep_bucket(woke - left_at)
+                    result.sleeps_by_length[bucket] += 1
+                    result.slept_by_length[bucket] += woke - left_at
                     result.queued_after_wakeup += at - woke
                     result.sleeps += 1
+                    if waker is not None:
+                        result.woken_by[waker] += 1
                 left_at = None
             continue
         waking = _WAKING.match(line)
@@ -98,7 +126,7 @@ def waits(lines: Iterable[str], tid: int) -> Waits:
         ):
             # The first waking of a sleep; later ones find it already runnable.
             woken_at = float(waking["time"])
-            result.woken_by[f"{thread_kind(waking['comm'])}/{waking['tid']}"] += 1
+            waker = f"{thread_kind(waking['comm'])}/{waking['tid']}"
     if first is not None and last is not None:
         result.span = last - first
     return result
@@ -115,6 +143,17 @@ def render(result: Waits, top: int = 12) -> str:
         lines.append(
             f"  {name:<14}{seconds * 1000:>9.1f} ms  {seconds / span:>6.1%} of the time  "
             f"({count:,} times)"
+        )
+    if result.unmatched:
+        lines.append(
+            f"  ({result.unmatched:,} times it left its core with no return seen: events lost, "
+            "those gaps not counted)"
+        )
+    lines.append("sleeps by length (times, ms):")
+    for _, name in SLEEP_BUCKETS:
+        lines.append(
+            f"  {name:<32}{result.sleeps_by_length[name]:>7,}"
+            f"{result.slept_by_length[name] * 1000:>10.1f}"
         )
     lines.append("preempted by (times, ms it waited for the core back):")
     ranked = sorted(result.preempted_for.items(), key=lambda item: -item[1])

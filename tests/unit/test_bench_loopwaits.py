@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.loopwaits import render, thread_kind, waits
+from bench.loopwaits import render, sleep_bucket, thread_kind, waits
 
 LOOP = 100
 
@@ -51,6 +51,22 @@ def test_gaps_are_split_into_preempted_asleep_and_queued() -> None:
     assert result.sleeps == 1
     assert result.asleep == pytest.approx(0.005)
     assert result.queued_after_wakeup == pytest.approx(0.001)
+    assert result.sleeps_by_length == {">= 5 ms": 1}
+    assert result.slept_by_length[">= 5 ms"] == pytest.approx(0.005)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "bucket"),
+    [
+        (0.00005, "< 0.1 ms"),
+        (0.0005, "< 1 ms"),
+        (0.0049, "< 5 ms"),
+        (0.005, ">= 5 ms"),
+        (2, ">= 5 ms"),
+    ],
+)
+def test_sleep_lengths_fall_in_buckets(seconds: float, bucket: str) -> None:
+    assert sleep_bucket(seconds) == bucket
 
 
 def test_who_took_the_core_and_who_woke_the_thread() -> None:
@@ -66,6 +82,22 @@ def test_who_took_the_core_and_who_woke_the_thread() -> None:
 def test_thread_names_lose_their_numbers() -> None:
     assert thread_kind("kworker/u8:1") == "kworker/u#:#"
     assert thread_kind(" rdk:broker1 ") == "rdk:broker#"
+
+
+def test_a_lost_return_is_reported_and_its_gap_left_out() -> None:
+    lost = [
+        switch(10.000, LOOP, "S", "swapper/0", 0),
+        waking(10.001, "python", 101, LOOP),
+        # Its switch-in was lost; the next thing seen is the thread leaving again.
+        switch(10.010, LOOP, "R", "data-plane-kafk", 7),
+        switch(10.012, 7, "S", "python", LOOP),
+    ]
+    result = waits(lost, LOOP)
+    assert result.unmatched == 1
+    assert (result.sleeps, result.preemptions) == (0, 1)
+    assert result.preempted == pytest.approx(0.002)
+    assert result.woken_by == {}
+    assert "1 times it left its core with no return seen" in render(result)
 
 
 def test_a_trace_without_the_thread_is_all_zero() -> None:
