@@ -234,12 +234,13 @@ def run_level(
     seed: int,
     drain_timeout: float,
     worker_cpu_seconds: Callable[[], float],
-    worker_threads: Callable[[], Mapping[str, float]] | None = None,
-    compression: str = "lz4",
-    linger_ms: float = 5.0,
+    worker_threads: Callable[[], Mapping[str, float]],
+    compression: str,
+    linger_ms: float,
 ) -> LevelResult:
     """Send ``rate`` events/s for ``warmup + seconds`` on a fixed schedule and time their
-    outputs; the figures count those planned after the first ``warmup`` seconds."""
+    outputs; the figures count those planned after the first ``warmup`` seconds. The producer's
+    ``compression`` and ``linger_ms`` come from the command line (bench.run has the defaults)."""
     count = max(int(rate * (warmup + seconds)), 2)
     probes = loadgen.latency_load(
         count, contacts, tag=f"{deployment.prefix}-l{round(fraction * 100)}", seed=seed
@@ -327,10 +328,13 @@ class _Sender(threading.Thread):
         outputs: _Outputs,
         probes: list[loadgen.Probe],
         rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(name="open-loop-producer", daemon=True)
         self.producer, self.topic, self.outputs = producer, topic, outputs
         self.probes, self.rate = probes, rate
+        self.clock, self.sleep = clock, sleep
         self.sent = 0
         self.elapsed = 0.0
         #: Monotonic time of the first planned send.
@@ -339,17 +343,17 @@ class _Sender(threading.Thread):
 
     def start(self) -> None:
         # Set here, not in run(), so that the caller can read the schedule as soon as this returns.
-        self.t0 = self.outputs.t0 = time.monotonic() + 0.2
+        self.t0 = self.outputs.t0 = self.clock() + 0.2
         super().start()
 
     def run(self) -> None:
         start = self.t0
         for i, probe in enumerate(self.probes):
             planned = start + i / self.rate
-            delay = planned - time.monotonic()
+            delay = planned - self.clock()
             if delay > 0:
                 # At least a tick: faster than that, what is due goes out together.
-                time.sleep(max(delay, SEND_TICK_SECONDS))
+                self.sleep(max(delay, SEND_TICK_SECONDS))
             if probe.expect is not None:
                 # Before the send, so the output can never arrive before its entry does.
                 self.outputs.expect(probe.expect, planned)
@@ -362,7 +366,7 @@ class _Sender(threading.Thread):
                 except BufferError:
                     self.producer.poll(0.01)
             self.producer.poll(0)
-            self.max_lag = max(self.max_lag, time.monotonic() - planned)
+            self.max_lag = max(self.max_lag, self.clock() - planned)
             self.sent += 1
-        self.elapsed = time.monotonic() - start
+        self.elapsed = self.clock() - start
         self.producer.flush(30)

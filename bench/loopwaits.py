@@ -44,11 +44,7 @@ class Waits:
     """A thread's time off its core over a trace, in seconds, and who had a part in it."""
 
     span: float = 0.0
-    preempted: float = 0.0
-    asleep: float = 0.0
     queued_after_wakeup: float = 0.0
-    preemptions: int = 0
-    sleeps: int = 0
     #: By kind of thread that took the core: the times it did.
     preempted_by: Counter[str] = field(default_factory=Counter)
     #: By kind of thread that took the core: the seconds the thread waited for it back.
@@ -56,10 +52,26 @@ class Waits:
     woken_by: Counter[str] = field(default_factory=Counter)
     #: Sleeps by length (:data:`SLEEP_BUCKETS`): how many, and their seconds.
     sleeps_by_length: Counter[str] = field(default_factory=Counter)
+    slept_by_length: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     #: Times the thread left its core again with no return seen in between: the trace lost
     #: events (perf drops them when its buffers fill), and those gaps are not counted.
     unmatched: int = 0
-    slept_by_length: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def preemptions(self) -> int:
+        return sum(self.preempted_by.values())
+
+    @property
+    def preempted(self) -> float:
+        return sum(self.preempted_for.values())
+
+    @property
+    def sleeps(self) -> int:
+        return sum(self.sleeps_by_length.values())
+
+    @property
+    def asleep(self) -> float:
+        return sum(self.slept_by_length.values())
 
 
 #: Upper bounds of the sleep lengths counted apart, in seconds, and their names. Under 5 ms: a
@@ -100,18 +112,14 @@ def waits(lines: Iterable[str], tid: int) -> Waits:
                 preempted_by = thread_kind(switch["next_comm"]) if runnable else None
             elif switch["next"] == me and left_at is not None:
                 if preempted_by is not None:
-                    result.preempted += at - left_at
-                    result.preemptions += 1
                     result.preempted_by[preempted_by] += 1
                     result.preempted_for[preempted_by] += at - left_at
                 else:
                     woke = woken_at if woken_at is not None else at
-                    result.asleep += woke - left_at
                     bucket = sleep_bucket(woke - left_at)
                     result.sleeps_by_length[bucket] += 1
                     result.slept_by_length[bucket] += woke - left_at
                     result.queued_after_wakeup += at - woke
-                    result.sleeps += 1
                     if waker is not None:
                         result.woken_by[waker] += 1
                 left_at = None

@@ -142,14 +142,9 @@ def thread_counters(pid: int) -> dict[str, float]:
     try:
         tids = os.listdir(task_dir)
         status = (task_dir / str(pid) / "status").read_text()
-        schedstat: str | None = (task_dir / str(pid) / "schedstat").read_text()
-    except FileNotFoundError:
-        # No schedstat in this kernel, or no process: the status read tells which.
-        if not (task_dir / str(pid)).exists():
-            return {}
-        schedstat = None
-    except ProcessLookupError:
+    except (FileNotFoundError, ProcessLookupError):
         return {}
+    schedstat = _read_or_none(task_dir / str(pid) / "schedstat")  # not in every kernel
     ticks = dict.fromkeys(THREAD_GROUPS, 0)
     for tid in tids:
         try:
@@ -165,6 +160,13 @@ def thread_counters(pid: int) -> dict[str, float]:
     if schedstat is not None:
         counters["loopQueued"] = queued_seconds(schedstat)
     return counters
+
+
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def thread_rates(

@@ -169,7 +169,7 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f"  worker build: {p['build']}")
     if "latencyLingerMs" in p:
         lines.append(
-            f"  latency levels' producer: {p.get('latencyCompression', 'lz4')}, "
+            f"  latency levels' producer: {p['latencyCompression']}, "
             f"linger {p['latencyLingerMs']:g} ms"
         )
     if p.get("workerSettings"):
@@ -216,10 +216,10 @@ def table(result: dict[str, Any]) -> str:
                 f"{level['missing']:>9,}{_ms(level['p50Ms'])}{_ms(level['p95Ms'])}"
                 f"{_ms(level['p99Ms'])}{_ms(level['maxMs'])}"
                 f"{_ms(level['workerP50Ms'])}/{_ms(level['workerP99Ms']).strip():<6}"
-                f"{level['workerCpuCores']:>6.2f}{_cores(level.get('workerLoopCores'))}"
-                f"{_cores(level.get('workerLoopQueued')):>8}"
+                f"{level['workerCpuCores']:>6.2f}{_decimal(level.get('workerLoopCores'))}"
+                f"{_decimal(level.get('workerLoopQueued')):>8}"
                 f"{level['machineBusyCores']:>9.2f}"
-                f"{level['machineStealCores']:>7.2f}{_cores(level.get('machineCpuWaiting'))}"
+                f"{level['machineStealCores']:>7.2f}{_decimal(level.get('machineCpuWaiting'))}"
                 f"{_ms(level['warmup']['p99Ms']):>13}"
             )
         warmup = result["parameters"]["warmupSeconds"]
@@ -259,7 +259,8 @@ def _waiting(phase: dict[str, Any]) -> str:
     return "" if waiting is None else f", a thread waiting for a core {waiting:.0%} of the time"
 
 
-def _cores(value: float | None) -> str:
+def _decimal(value: float | None) -> str:
+    """A share or a number of cores, or a dash where the run did not read it."""
     return f"{'-':>6}" if value is None else f"{value:>6.2f}"
 
 

@@ -70,8 +70,8 @@ def test_each_timeline_second_carries_the_cpu_read_in_it() -> None:
 
 
 class _Clock:
-    """time.monotonic and time.sleep for the sender: a sleep moves the clock on, and a record
-    produced costs a tenth of a millisecond."""
+    """The sender's clock and sleep: a sleep moves the clock on, and a record produced costs a
+    tenth of a millisecond."""
 
     def __init__(self) -> None:
         self.now = 100.0
@@ -101,23 +101,27 @@ class _Producer:
         return 0
 
 
-def _send(rate: float, count: int, monkeypatch: pytest.MonkeyPatch) -> tuple[_Clock, _Sender]:
+def _send(rate: float, count: int) -> tuple[_Clock, _Sender]:
     clock = _Clock()
-    monkeypatch.setattr(latency.time, "monotonic", clock.monotonic)
-    monkeypatch.setattr(latency.time, "sleep", clock.sleep)
     outputs = MagicMock()
     record = loadgen.Record(key=b"k", value=b"v", kind="x")
     probes = [loadgen.Probe(record, expect=None) for _ in range(count)]
-    sender = _Sender(_Producer(clock), "topic", outputs, probes, rate)  # type: ignore[arg-type]
+    sender = _Sender(
+        _Producer(clock),  # type: ignore[arg-type]
+        "topic",
+        outputs,
+        probes,
+        rate,
+        clock=clock.monotonic,
+        sleep=clock.sleep,
+    )
     sender.start()
     sender.join()
     return clock, sender
 
 
-def test_the_sender_wakes_at_most_once_a_tick_and_is_never_early(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock, sender = _send(rate=10_000, count=2_000, monkeypatch=monkeypatch)
+def test_the_sender_wakes_at_most_once_a_tick_and_is_never_early() -> None:
+    clock, sender = _send(rate=10_000, count=2_000)
     producer = sender.producer
     assert sender.sent == 2_000
     assert min(clock.sleeps) >= latency.SEND_TICK_SECONDS
@@ -129,8 +133,8 @@ def test_the_sender_wakes_at_most_once_a_tick_and_is_never_early(
     assert sender.max_lag <= latency.SEND_TICK_SECONDS + 0.001
 
 
-def test_a_slow_sender_sleeps_until_each_record_is_due(monkeypatch: pytest.MonkeyPatch) -> None:
-    _, sender = _send(rate=100, count=50, monkeypatch=monkeypatch)
+def test_a_slow_sender_sleeps_until_each_record_is_due() -> None:
+    _, sender = _send(rate=100, count=50)
     planned = [sender.t0 + i / 100 for i in range(50)]
     sent_at = sender.producer.sent_at  # type: ignore[attr-defined]
     assert sent_at == pytest.approx(planned, abs=1e-9)
