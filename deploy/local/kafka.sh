@@ -20,7 +20,11 @@ Environment:
   KAFKA_CONTROLLER_PORT  KRaft controller port (default KAFKA_PORT+1)
   KAFKA_HOME_DIR         state: data, config, pid, log (default <repo>/.run/kafka-\$KAFKA_PORT)
   KAFKA_CACHE_DIR        jars (default \${XDG_CACHE_HOME:-\$HOME/.cache}/order-processor/kafka-<version>)
-  KAFKA_HEAP             JVM heap, -Xmx (default 512m)
+  KAFKA_HEAP             JVM heap, -Xmx and -Xms (default 512m)
+  KAFKA_JVM_PERFORMANCE_OPTS
+                         JVM options of the broker (default: those of Kafka's own start script,
+                         G1 with a 20 ms pause goal)
+  KAFKA_OPTS             more JVM options for the broker, e.g. -Xlog:gc:file=gc.log
   MAVEN_REPO_URL         only if mvn is missing: base URL of a Maven repository (Maven Central or
                          a mirror) to download Maven from; defaults to the first mirror in
                          ~/.m2/settings.xml
@@ -44,6 +48,11 @@ KAFKA_HOME_DIR="${KAFKA_HOME_DIR:-$ROOT/.run/kafka-$KAFKA_PORT}"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/order-processor"
 KAFKA_CACHE_DIR="${KAFKA_CACHE_DIR:-$CACHE_ROOT/kafka-$KAFKA_VERSION}"
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
+# The defaults of Kafka's own bin/kafka-run-class.sh. The JVM's own G1 aims at 200 ms pauses,
+# during which the broker answers no produce or fetch: its longest young pause in a benchmark
+# run here was ~100 ms with them, ~30-60 ms with these (bench/PROFILE.md, session 12).
+KAFKA_JVM_PERFORMANCE_OPTS="${KAFKA_JVM_PERFORMANCE_OPTS:--server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true}"
+KAFKA_OPTS="${KAFKA_OPTS:-}"
 MAVEN_DIST_VERSION=3.9.11
 
 LIB="$KAFKA_CACHE_DIR/lib"
@@ -180,7 +189,10 @@ start() {
   # stopping it is the job of `stop` (run.sh calls it from its trap).
   local detach=(nohup)
   command -v setsid >/dev/null && detach=(setsid nohup)
-  "${detach[@]}" "${java[@]}" kafka.Kafka "$CONF/server.properties" >"$LOG" 2>&1 </dev/null &
+  local broker_opts
+  # Word splitting wanted: both hold space-separated JVM options.
+  read -r -a broker_opts <<<"-Xms$KAFKA_HEAP $KAFKA_JVM_PERFORMANCE_OPTS $KAFKA_OPTS"
+  "${detach[@]}" "${java[@]}" "${broker_opts[@]}" kafka.Kafka "$CONF/server.properties" >"$LOG" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$PIDFILE"
   say "starting on 127.0.0.1:$KAFKA_PORT (pid $pid, log $LOG)"
