@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import topics
+from bench import brokergc
 from tests.servers import free_port, local_kafka, local_redis
 
 
@@ -37,6 +38,8 @@ class Servers:
     #: "env" when given by KAFKA_BOOTSTRAP_SERVERS / REDIS_URL, "local" when started here.
     kafka_source: str
     redis_source: str
+    #: The broker's GC log (bench.brokergc) when the broker was started here, else None.
+    broker_gc_log: Path | None = None
 
 
 @contextmanager
@@ -50,9 +53,30 @@ def servers(work_dir: Path) -> Iterator[Servers]:
             log(f"{env_var} not set: starting a local {name} (deploy/local/{name.lower()}.sh)")
             return stack.enter_context(local(work_dir / name.lower())), "local"
 
-        bootstrap, kafka_source = pick("KAFKA_BOOTSTRAP_SERVERS", "Kafka", local_kafka)
+        gc_log, gc_option = _broker_gc_log(work_dir)
+        bootstrap, kafka_source = pick(
+            "KAFKA_BOOTSTRAP_SERVERS", "Kafka", lambda home: local_kafka(home, gc_option)
+        )
         redis_url, redis_source = pick("REDIS_URL", "Redis", local_redis)
-        yield Servers(bootstrap, redis_url, kafka_source, redis_source)
+        yield Servers(
+            bootstrap,
+            redis_url,
+            kafka_source,
+            redis_source,
+            broker_gc_log=gc_log if kafka_source == "local" else None,
+        )
+
+
+def _broker_gc_log(work_dir: Path) -> tuple[Path | None, str]:
+    """Where a broker started here logs its GC pauses, and the JVM option that says so."""
+    path = work_dir / "kafka-gc.log"
+    try:
+        option = brokergc.log_option(path)
+    except ValueError as exc:
+        log(f"no broker GC log: {exc}")
+        return None, ""
+    path.unlink(missing_ok=True)  # an earlier run's broker's pauses are not this run's
+    return path, option
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bench import loadgen
+from bench import brokergc, loadgen
 from bench.infra import Deployment, Offsets, log
 from bench.machine import Reading, per_second
 
@@ -71,6 +71,11 @@ class LevelResult:
     warmup_seconds: float = 0.0
     #: CPU of the machine and the worker, keyed by second of the schedule (bench.machine).
     cpu_by_second: dict[int, dict[str, float]] = field(default_factory=dict)
+    #: Wall-clock time of the first planned send (second 0 of the timeline).
+    started_at: float = 0.0
+    #: The broker's GC pauses from ``started_at`` to the level's end; None when its GC log is
+    #: not ours to read (a broker not started by the benchmark).
+    broker_gc: list[brokergc.Pause] | None = None
 
     @property
     def samples(self) -> list[Sample]:
@@ -91,12 +96,15 @@ class LevelResult:
 
     def timeline(self) -> list[dict[str, Any]]:
         """Per second of the schedule, the warm-up's included: outputs, median and worst latency,
-        and the CPU of the machine and the worker in that second. Stalls (a commit, a flush, a
-        rebalance) show here as a second whose worst case stands out; the CPU says whether the
-        cores were full then."""
+        the CPU of the machine and the worker in that second, and the broker's GC pauses that
+        ended in it. Stalls (a commit, a flush, a rebalance, the broker's GC) show here as a
+        second whose worst case stands out; the CPU says whether the cores were full then."""
         buckets: dict[int, list[Sample]] = {}
         for sample in self.all_samples:
             buckets.setdefault(int(sample.at), []).append(sample)
+        gc_ms = (
+            None if self.broker_gc is None else brokergc.per_second(self.broker_gc, self.started_at)
+        )
         return [
             {
                 "second": second,
@@ -106,9 +114,17 @@ class LevelResult:
                 "maxMs": round(max(s.total_ms for s in samples), 1),
                 "workerP50Ms": _percentile([s.worker_ms for s in samples], 0.50),
                 **self.cpu_by_second.get(second, {}),
+                **({} if gc_ms is None else {"brokerGcPauseMs": gc_ms.get(second, 0.0)}),
             }
             for second, samples in sorted(buckets.items())
         ]
+
+    def _broker_gc_summary(self) -> dict[str, Any]:
+        """The broker's pauses after the warm-up, as the level's figures count its samples."""
+        if self.broker_gc is None:
+            return brokergc.summary(None)
+        counted = self.started_at + self.warmup_seconds
+        return brokergc.summary([p for p in self.broker_gc if p.ended >= counted])
 
     def as_dict(self) -> dict[str, Any]:
         worker_ms = [s.worker_ms for s in self.samples]
@@ -128,6 +144,7 @@ class LevelResult:
             "workerP99Ms": _percentile(worker_ms, 0.99),
             "warmup": {"measured": len(warmup), **_figures([s.total_ms for s in warmup])},
             "maxSendLagMs": round(self.max_send_lag_ms, 1),
+            **self._broker_gc_summary(),
             "timeline": self.timeline(),
         }
 
@@ -262,6 +279,7 @@ def run_level(
     if not outputs.ready.wait(30):
         raise RuntimeError("the latency reader did not start within 30 s")
     sender = _Sender(producer, deployment.events_topic, outputs, probes, rate)
+    wall_offset = time.time() - time.monotonic()
     # The probes and everything loaded so far live through the level: out of the collector's
     # way, and no collection during it. A full collection here walked them all and held the
     # GIL for a few hundred ms, stalling the sender and the output reader alike, which the
@@ -307,6 +325,7 @@ def run_level(
         max_send_lag_ms=sender.max_lag * 1000,
         warmup_seconds=warmup,
         cpu_by_second=per_second(readings, sender.t0),
+        started_at=sender.t0 + wall_offset,
     )
 
 

@@ -62,6 +62,8 @@ LEVEL_FIELDS = (
     "machineBusyCores",
     "machineStealCores",
     "workerLoopCores",
+    "brokerGcPauses",
+    "brokerGcMaxPauseMs",
 )
 _PACKAGES = (
     "faust-streaming",
@@ -198,6 +200,7 @@ def table(result: dict[str, Any]) -> str:
         f"busy, peak RSS {summary['workerPeakRssMb']:.0f} MB{_threads(worker)}",
         f"  machine during phase 2: {worker['machineBusyCores']:.2f} of {m['cores']} cores busy, "
         f"{worker['machineStealCores']:.2f} stolen by the hypervisor{_waiting(worker)}",
+        *_broker_gc_line(worker),
         f"  table: {_n(worker['tableOrders'])} orders (expected {summary['expectedOrders']:,}), "
         f"{worker['tableDiskMb']:.1f} MB on disk",
     ]
@@ -207,7 +210,7 @@ def table(result: dict[str, Any]) -> str:
             f"  {'latency':<9}{'target/s':>10}{'sent/s':>10}{'measured':>10}{'missing':>9}"
             f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'worker p50/p99':>16}"
             f"{'cpu':>6}{'loop':>6}{'queued':>8}{'machine':>9}{'steal':>7}{'wait':>6}"
-            f"{'warm-up p99':>13}",
+            f"{'warm-up p99':>13}{'gc n/max':>10}",
         ]
         for level in phases["latency"]:
             lines.append(
@@ -220,7 +223,7 @@ def table(result: dict[str, Any]) -> str:
                 f"{_decimal(level.get('workerLoopQueued')):>8}"
                 f"{level['machineBusyCores']:>9.2f}"
                 f"{level['machineStealCores']:>7.2f}{_decimal(level.get('machineCpuWaiting'))}"
-                f"{_ms(level['warmup']['p99Ms']):>13}"
+                f"{_ms(level['warmup']['p99Ms']):>13}{_pauses(level):>10}"
             )
         warmup = result["parameters"]["warmupSeconds"]
         lines.append(
@@ -232,7 +235,9 @@ def table(result: dict[str, Any]) -> str:
             " ready to run but waited\n   for a core; machine, steal: the"
             " whole machine's cores busy,\n   and those the hypervisor gave to other guests;"
             " wait: the share of the time some thread\n   waited for a core;"
-            " warm-up p99: the warm-up's own, not counted)"
+            " warm-up p99: the warm-up's own, not counted; gc n/max: the broker's\n   GC pauses"
+            " over the counted seconds, how many and the longest in ms, during which it answers"
+            "\n   no one)"
         )
     return "\n".join(lines)
 
@@ -257,6 +262,22 @@ def _threads(phase: dict[str, Any]) -> str:
 def _waiting(phase: dict[str, Any]) -> str:
     waiting = phase.get("machineCpuWaiting")
     return "" if waiting is None else f", a thread waiting for a core {waiting:.0%} of the time"
+
+
+def _broker_gc_line(phase: dict[str, Any]) -> list[str]:
+    if phase.get("brokerGcPauses") is None:
+        return []  # a broker not started by the benchmark: its GC log is not ours
+    return [
+        f"  broker during phase 2: {phase['brokerGcPauses']:,} GC pauses, "
+        f"{phase['brokerGcPauseMs']:,.0f} ms in all, "
+        f"the longest {phase['brokerGcMaxPauseMs']:,.0f} ms"
+    ]
+
+
+def _pauses(level: dict[str, Any]) -> str:
+    if level.get("brokerGcPauses") is None:
+        return "-"
+    return f"{level['brokerGcPauses']}/{level['brokerGcMaxPauseMs']:.0f}"
 
 
 def _decimal(value: float | None) -> str:

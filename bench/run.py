@@ -13,6 +13,7 @@ import argparse
 import shutil
 import signal
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -20,7 +21,7 @@ from typing import Any
 
 import redis
 
-from bench import latency, loadgen, phases, report
+from bench import brokergc, latency, loadgen, phases, report
 from bench.infra import (
     RUN_SETTINGS,
     Deployment,
@@ -260,12 +261,13 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
 
         # -- phase 2 --
         log("phase 2: the worker on the backlog")
+        drain_started = time.time()
         worker_run = phases.worker_throughput(deployment, worker, high)
         result["phases"] = {
             "contacts": contacts.as_dict(),
             "produce": produced.as_dict(),
             "ceiling": ceiling.as_dict(),
-            "worker": worker_run.as_dict(),
+            "worker": {**worker_run.as_dict(), **_broker_gc(srv, drain_started, time.time())},
             "latency": [],
         }
 
@@ -294,6 +296,10 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                 # CPU over the level and its drain: the loop's near 1.0 means the worker (one
                 # Python event loop) was saturated at this rate, whatever its backlog rate was.
                 after = Reading.now(worker.cpu_seconds, worker.thread_counters)
+                if srv.broker_gc_log is not None:
+                    level.broker_gc = brokergc.within(
+                        brokergc.read(srv.broker_gc_log), level.started_at, time.time()
+                    )
                 result["phases"]["latency"].append(
                     {
                         **level.as_dict(),
@@ -307,6 +313,14 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
         if not args.keep:
             log("removing the run's topics, consumer groups and Redis keys")
             deployment.cleanup()
+
+
+def _broker_gc(srv: Servers, start: float, end: float) -> dict[str, Any]:
+    """The broker's GC pauses from ``start`` to ``end`` (wall clock); None when its log is not
+    ours to read."""
+    if srv.broker_gc_log is None:
+        return brokergc.summary(None)
+    return brokergc.summary(brokergc.within(brokergc.read(srv.broker_gc_log), start, end))
 
 
 def _redis_version(srv: Servers) -> str | None:

@@ -56,13 +56,15 @@ def _script(script: str, command: str, env: dict[str, str]) -> str:
 
 
 @contextmanager
-def local_kafka(home: Path) -> Iterator[str]:
+def local_kafka(home: Path, jvm_options: str = "") -> Iterator[str]:
     port = free_port()
     env = {
         "KAFKA_PORT": str(port),
         "KAFKA_CONTROLLER_PORT": str(free_port()),
         "KAFKA_HOME_DIR": str(home),
     }
+    if jvm_options:
+        env["KAFKA_OPTS"] = f"{os.environ.get('KAFKA_OPTS', '')} {jvm_options}".strip()
     _script("kafka.sh", "start", env)
     try:
         yield f"127.0.0.1:{port}"

@@ -64,6 +64,8 @@ LEVEL_FIELDS = (
     "machineBusyCores",
     "machineStealCores",
     "workerLoopCores",
+    "brokerGcPauses",
+    "brokerGcMaxPauseMs",
 )
 
 
