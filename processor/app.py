@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         broker_max_poll_records=MAX_POLL_RECORDS,
         stream_buffer_maxsize=STREAM_BUFFER,
         Stream=streams.Stream,
-        producer_linger_ms=5,
+        producer_linger_ms=settings.producer_linger_ms,
         producer_max_batch_size=256 * 1024,
         # A dead letter carries its event in base64 (4/3 of it) plus the reason: it must fit in
         # a request even when the event was as large as the broker takes (1 MB by default).

@@ -8,17 +8,19 @@ prefetch backoff (100 ms) it sends a request for the remaining partitions anyway
 all quiet (the re-key and contacts topics, usually), the broker holds the request for the whole
 wait, and the busy partitions cannot be fetched until it returns: events sat up to 1.5 s before
 the agent saw them (bench/PROFILE.md). With the wait bounded, such a request comes back within
-``PROCESSOR_FETCH_MAX_WAIT_MS`` (20 ms by default).
+``PROCESSOR_FETCH_MAX_WAIT_MS`` (10 ms by default).
 
 Fetch size. With aiokafka's ``fetch_min_bytes=1`` the broker answers a fetch as soon as one
 record is there, so under a steady load every fetch carried a handful of events and the
 consumer's thread, its hop to the event loop and every agent batch were paid per handful: at
 1,100 events/s the worker was 0.85 cores busy, a third of it in the consumer thread. With
 ``PROCESSOR_FETCH_MIN_BYTES`` (64 KiB by default) the broker holds a fetch until that much is
-there or the wait is up, so a fetch carries up to 20 ms of events: 0.61 cores, and the p99 at
-1,800 events/s fell from ~350 ms to ~110 ms. A backlog fills it at once, so draining is not
-slowed. Both are settings (:mod:`processor.settings`): an operator with CPU to spare may trade
-some of it for latency.
+there or the wait is up, so a fetch carries up to the wait's events: with 20 ms, 0.61 cores, and
+the p99 at 1,800 events/s fell from ~350 ms to ~110 ms. A backlog fills it at once, so draining
+is not slowed. Once the worker's CPU per event had fallen to a third of that, a 10 ms wait cost
+5-10% more CPU at half load and took ~10 ms off the median latency (bench/PROFILE.md, session
+12). Both are settings (:mod:`processor.settings`): an operator with CPU to spare may trade some
+of it for latency.
 
 Per-message wait. Faust's consumer hands every message to its streams through
 ``wait_first(callback(message), suspend_flow.wait())``, so that a rebalance can abandon a message

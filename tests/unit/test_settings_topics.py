@@ -51,7 +51,7 @@ def test_defaults() -> None:
     assert settings.max_event_bytes == 1_048_576
     assert settings.max_depth == 32
     assert settings.create_topics is True
-    assert (settings.fetch_max_wait_ms, settings.fetch_min_bytes) == (20, 65_536)
+    assert (settings.fetch_max_wait_ms, settings.fetch_min_bytes) == (10, 65_536)
     assert settings.topic_env == {}
 
 
@@ -84,6 +84,7 @@ def test_default_partitions_come_from_the_contract() -> None:
         ("PROCESSOR_SESSION_TIMEOUT", "session_timeout", 6),
         ("PROCESSOR_FETCH_MAX_WAIT_MS", "fetch_max_wait_ms", 0),
         ("PROCESSOR_FETCH_MIN_BYTES", "fetch_min_bytes", 1),
+        ("PROCESSOR_PRODUCER_LINGER_MS", "producer_linger_ms", 0),
     ],
 )
 def test_each_setting_is_read_from_its_variable(env: str, attr: str, expected: Any) -> None:
@@ -179,6 +180,8 @@ def test_unreadable_value_is_a_config_error_naming_the_variable(env: str, raw: s
         ("PROCESSOR_FETCH_MAX_WAIT_MS", "10001"),
         ("PROCESSOR_FETCH_MIN_BYTES", "0"),
         ("PROCESSOR_FETCH_MIN_BYTES", "1048577"),
+        ("PROCESSOR_PRODUCER_LINGER_MS", "-1"),
+        ("PROCESSOR_PRODUCER_LINGER_MS", "1001"),
     ],
 )
 def test_values_that_cannot_work_are_config_errors(env: str, raw: str) -> None:
