@@ -119,12 +119,20 @@ class OrdersStoreOptions(RocksDBOptions):
     With the budget split of :func:`store_options` they cut RocksDB's CPU per write by about a
     third (``python -m bench.store``), for about 2.6 times the disk. Kafka Streams' own RocksDB
     store runs without compression by default too.
+
+    A small first level (two of its files, the partition's memory budget): new orders have keys
+    all over the key space, so an L0 compaction rewrites every file of the level below it. With
+    RocksDB's 256 MiB that level held a partition's whole table, and each L0 compaction rewrote
+    it in one burst of half a core for five seconds, during which the latency at 80% load rose
+    to hundreds of ms; now L0 goes into a small level, which moves down a file at a time
+    (bench/PROFILE.md, session 12).
     """
 
     def as_options(self) -> Options:
         options = super().as_options()
         options.set_compression_type(DBCompressionType.none())
         options.set_level_zero_file_num_compaction_trigger(L0_COMPACTION_TRIGGER)
+        options.set_max_bytes_for_level_base(2 * self.target_file_size_base)
         return options
 
 
