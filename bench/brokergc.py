@@ -33,10 +33,12 @@ class Pause:
 
 
 def log_option(path: Path) -> str:
-    """The JVM option that writes the log :func:`read` reads."""
+    """The JVM option that writes the log :func:`read` reads: G1 logs its pauses under ``gc``,
+    ZGC under ``gc+phases``; ``gc+cpu`` adds each collection's CPU against its wall time (a
+    pause far longer than its CPU waited for cores)."""
     if any(c in str(path) for c in ":, "):
         raise ValueError(f"the JVM's -Xlog cannot take a file name with ':', ',' or ' ': {path}")
-    return f"-Xlog:gc:file={path}:time"
+    return f"-Xlog:gc,gc+phases,gc+cpu:file={path}:time"
 
 
 def parse(lines: Iterable[str]) -> list[Pause]:

@@ -16,6 +16,8 @@ LOG = [
     "[2026-12-01T14:58:04.120+0000] Using G1",
     "[2026-12-01T14:59:25.988+0000] GC(28) Pause Young (Normal) (G1 Evacuation Pause) "
     "432M->168M(512M) 62.229ms",
+    "[2026-12-01T14:59:25.988+0000] GC(28) User=0.02s Sys=0.00s Real=0.06s",
+    "[2026-12-01T14:59:26.700+0000] GC(29)   Evacuate Collection Set: 10.5ms",
     "[2026-12-01T14:59:26.721+0000] GC(29) Pause Young (Concurrent Start) "
     "(Metadata GC Threshold) 223M->174M(512M) 11.294ms",
     "[2026-12-01T14:59:26.731+0000] GC(30) Concurrent Mark Cycle",
@@ -50,7 +52,8 @@ def test_a_missing_log_has_no_pauses_and_a_written_one_is_read(tmp_path: Path) -
 
 
 def test_the_jvm_option_names_the_file_and_refuses_names_it_cannot_parse(tmp_path: Path) -> None:
-    assert brokergc.log_option(tmp_path / "gc.log") == f"-Xlog:gc:file={tmp_path}/gc.log:time"
+    option = brokergc.log_option(tmp_path / "gc.log")
+    assert option == f"-Xlog:gc,gc+phases,gc+cpu:file={tmp_path}/gc.log:time"
     with pytest.raises(ValueError, match="cannot take"):
         brokergc.log_option(Path("/tmp/a:b/gc.log"))
 
