@@ -267,7 +267,10 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
             "contacts": contacts.as_dict(),
             "produce": produced.as_dict(),
             "ceiling": ceiling.as_dict(),
-            "worker": {**worker_run.as_dict(), **_broker_gc(srv, drain_started, time.time())},
+            "worker": {
+                **worker_run.as_dict(),
+                **brokergc.summary(_broker_pauses(srv, drain_started, time.time())),
+            },
             "latency": [],
         }
 
@@ -296,10 +299,7 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                 # CPU over the level and its drain: the loop's near 1.0 means the worker (one
                 # Python event loop) was saturated at this rate, whatever its backlog rate was.
                 after = Reading.now(worker.cpu_seconds, worker.thread_counters)
-                if srv.broker_gc_log is not None:
-                    level.broker_gc = brokergc.within(
-                        brokergc.read(srv.broker_gc_log), level.started_at, time.time()
-                    )
+                level.broker_gc = _broker_pauses(srv, level.started_at, time.time())
                 result["phases"]["latency"].append(
                     {
                         **level.as_dict(),
@@ -315,12 +315,12 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
             deployment.cleanup()
 
 
-def _broker_gc(srv: Servers, start: float, end: float) -> dict[str, Any]:
+def _broker_pauses(srv: Servers, start: float, end: float) -> list[brokergc.Pause] | None:
     """The broker's GC pauses from ``start`` to ``end`` (wall clock); None when its log is not
-    ours to read."""
+    ours to read (a broker not started here)."""
     if srv.broker_gc_log is None:
-        return brokergc.summary(None)
-    return brokergc.summary(brokergc.within(brokergc.read(srv.broker_gc_log), start, end))
+        return None
+    return brokergc.within(brokergc.read(srv.broker_gc_log), start, end)
 
 
 def _redis_version(srv: Servers) -> str | None:
