@@ -31,8 +31,9 @@ from processor.outbox import Outbox
 
 #: The orders table's store (:class:`OrdersStore`), as Faust finds stores: by URL scheme.
 STORE_SCHEME = "orders-rocksdb"
-#: L0 files that start a compaction (RocksDB's default is 4).
-L0_COMPACTION_TRIGGER = 8
+#: L0 files that start a compaction: RocksDB's default. 8 (sessions 5-11) saved ~6% of RocksDB's
+#: CPU per write, but made every L0 compaction, and the latency burst it causes, twice as large.
+L0_COMPACTION_TRIGGER = 4
 
 #: What the store holds for a key: the encoded value (RocksDB), the decoded one (memory), or None.
 Stored = bytes | dict[str, Any] | None
@@ -114,18 +115,18 @@ def store_options(memory_mb: int) -> dict[str, int]:
 class OrdersStoreOptions(RocksDBOptions):
     """Faust's RocksDB options, tuned for a table rewritten on every event.
 
-    No compression and a later L0 compaction: in a write-heavy table RocksDB's background
-    threads take cores the worker needs (compactions of ~75 MB at 80% load, bench/PROFILE.md).
-    With the budget split of :func:`store_options` they cut RocksDB's CPU per write by about a
-    third (``python -m bench.store``), for about 2.6 times the disk. Kafka Streams' own RocksDB
-    store runs without compression by default too.
+    No compression: in a write-heavy table RocksDB's background threads take cores the worker
+    needs. With the budget split of :func:`store_options` it cuts RocksDB's CPU per write by
+    about a third (``python -m bench.store``), for about 2.6 times the disk. Kafka Streams' own
+    RocksDB store runs without compression by default too.
 
-    A small first level (two of its files, the partition's memory budget): new orders have keys
-    all over the key space, so an L0 compaction rewrites every file of the level below it. With
-    RocksDB's 256 MiB that level held a partition's whole table, and each L0 compaction rewrote
-    it in one burst of half a core for five seconds, during which the latency at 80% load rose
-    to hundreds of ms; now L0 goes into a small level, which moves down a file at a time
-    (bench/PROFILE.md, session 12).
+    Small compactions: new orders have keys all over the key space, so an L0 compaction
+    rewrites every file of the level below it. With RocksDB's 256 MiB first level, which held a
+    partition's whole table, and L0 compacted at 8 files, each L0 compaction rewrote the table
+    in one burst of half a core for five seconds, during which the latency at 80% load rose to
+    hundreds of ms. Now the first level is two of its files (the partition's memory budget) and
+    moves down a file at a time, and L0 compacts at RocksDB's 4 files (bench/PROFILE.md,
+    session 12).
     """
 
     def as_options(self) -> Options:
