@@ -68,15 +68,14 @@ def servers(work_dir: Path) -> Iterator[Servers]:
 
 
 def _broker_gc_log(work_dir: Path) -> tuple[Path | None, str]:
-    """Where a broker started here logs its GC pauses, and the JVM option that says so."""
+    """Where a broker started here logs its GC pauses (the run's own directory, so no earlier
+    run's pauses are in it), and the JVM option that says so."""
     path = work_dir / "kafka-gc.log"
     try:
-        option = brokergc.log_option(path)
+        return path, brokergc.log_option(path)
     except ValueError as exc:
         log(f"no broker GC log: {exc}")
         return None, ""
-    path.unlink(missing_ok=True)  # an earlier run's broker's pauses are not this run's
-    return path, option
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -124,7 +124,7 @@ class LevelResult:
         if self.broker_gc is None:
             return brokergc.summary(None)
         counted = self.started_at + self.warmup_seconds
-        return brokergc.summary([p for p in self.broker_gc if p.ended >= counted])
+        return brokergc.summary(brokergc.within(self.broker_gc, counted, math.inf))
 
     def as_dict(self) -> dict[str, Any]:
         worker_ms = [s.worker_ms for s in self.samples]
