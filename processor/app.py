@@ -132,7 +132,11 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         partitions=settings.partitions,
         key_type=bytes,
         store=table.store_url(ORDERS_TABLE) if rocksdb else None,
-        options=table.store_options(settings.rocksdb_memory_mb) if rocksdb else None,
+        options=(
+            table.store_options(settings.rocksdb_memory_mb, settings.rocksdb_write_mb_per_s)
+            if rocksdb
+            else None
+        ),
     )
     # Tables take their codec from value_type's model; ours are plain dicts, so name the codec
     # directly. The store and changelog topic are made lazily, after this line.

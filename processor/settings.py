@@ -21,6 +21,8 @@ MAX_FETCH_MIN_BYTES = 1_048_576
 #: Longest producer linger: far past any batching benefit, and well inside the request timeout
 #: that expires a lingering batch.
 MAX_PRODUCER_LINGER_MS = 1_000
+#: A write cap past any disk's speed (100 GiB/s): above it the cap could only be a typo.
+MAX_ROCKSDB_WRITE_MB_PER_S = 100_000
 
 
 class MismatchPolicy(StrEnum):
@@ -71,6 +73,12 @@ class Settings:
         "PROCESSOR_ROCKSDB_MEMORY_MB",
         32,
         "RocksDB memory per table partition (three quarters write buffers, a quarter block cache).",
+    )
+    rocksdb_write_mb_per_s: int = _setting(  # type: ignore[assignment]
+        "PROCESSOR_ROCKSDB_WRITE_MB_PER_S",
+        64,
+        "Cap on each table partition's RocksDB flush and compaction writes, in MiB/s, so that "
+        "compactions trickle instead of taking a core in bursts; 0 lifts it.",
     )
     data_dir: Path = _setting(  # type: ignore[assignment]
         "PROCESSOR_DATA_DIR",
@@ -199,6 +207,11 @@ class Settings:
         if not 0 <= self.producer_linger_ms <= MAX_PRODUCER_LINGER_MS:
             raise ConfigError(
                 f"PROCESSOR_PRODUCER_LINGER_MS must be from 0 to {MAX_PRODUCER_LINGER_MS}"
+            )
+        if not 0 <= self.rocksdb_write_mb_per_s <= MAX_ROCKSDB_WRITE_MB_PER_S:
+            raise ConfigError(
+                "PROCESSOR_ROCKSDB_WRITE_MB_PER_S must be from 0 (no cap) to "
+                f"{MAX_ROCKSDB_WRITE_MB_PER_S}"
             )
         if self.history_limit < 1:
             raise ConfigError("PROCESSOR_HISTORY_LIMIT must be at least 1")

@@ -95,13 +95,15 @@ class OrdersTable:
         )
 
 
-def store_options(memory_mb: int) -> dict[str, int]:
+def store_options(memory_mb: int, write_mb_per_s: int = 0) -> dict[str, int]:
     """Faust's defaults give every partition a 2 GiB block cache and 3 x 64 MiB write buffers;
     a worker holding several partitions would outgrow any container. Budget them instead.
 
     Three quarters go to the two write buffers: every event rewrites its order, and larger
     memtables mean fewer flushes and compactions competing with the worker for the CPU; the
     block cache matters less, as updates mostly read recent orders (bench/PROFILE.md, session 5).
+    ``write_mb_per_s`` caps the partition's flush and compaction writes (0: no cap; see
+    :class:`OrdersStoreOptions`).
     """
     budget = memory_mb * 1024 * 1024
     return {
@@ -109,6 +111,7 @@ def store_options(memory_mb: int) -> dict[str, int]:
         "max_write_buffer_number": 2,
         "block_cache_size": budget // 4,
         "target_file_size_base": budget // 2,
+        "write_mb_per_s": write_mb_per_s,
     }
 
 
@@ -127,18 +130,35 @@ class OrdersStoreOptions(RocksDBOptions):
     hundreds of ms. Now the first level is two of its files (the partition's memory budget) and
     moves down a file at a time, and L0 compacts at RocksDB's 4 files (bench/PROFILE.md,
     session 12).
+
+    Capped writes: every partition takes the same share of the load, so all of them fill their
+    memtables, flush and compact within a second or two of each other: a few hundred MB
+    rewritten at once, a whole core for a second or more, and the latency at 80% load rose to
+    hundreds of ms while it lasted. RocksDB's rate limiter paces each partition's compaction
+    writes (flushes go first) at ``write_mb_per_s``, so the same work runs as a tenth of a
+    core over several seconds; the default of 64 MiB/s is several times what the worker writes
+    at full speed on this machine (bench/PROFILE.md, session 13).
     """
+
+    def __init__(self, *, write_mb_per_s: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.write_mb_per_s = write_mb_per_s
 
     def as_options(self) -> Options:
         options = super().as_options()
         options.set_compression_type(DBCompressionType.none())
         options.set_level_zero_file_num_compaction_trigger(L0_COMPACTION_TRIGGER)
         options.set_max_bytes_for_level_base(2 * self.target_file_size_base)
+        if self.write_mb_per_s:
+            # RocksDB's own defaults for the rest: refilled every 100 ms, flushes served first.
+            options.set_ratelimiter(self.write_mb_per_s * 1024 * 1024, 100_000, 10)
         return options
 
 
 class OrdersStore(RocksDBStore):
     """Faust's RocksDB store (rocksdict) with :class:`OrdersStoreOptions`."""
+
+    rocksdb_options: OrdersStoreOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

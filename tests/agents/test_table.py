@@ -83,7 +83,11 @@ async def test_each_partition_opens_with_the_tuned_options_inside_the_memory_bud
     tmp_path: Path,
 ) -> None:
     with offline_processor(
-        tmp_path, store=Store.ROCKSDB, partitions=PARTITIONS, rocksdb_memory_mb=64
+        tmp_path,
+        store=Store.ROCKSDB,
+        partitions=PARTITIONS,
+        rocksdb_memory_mb=64,
+        rocksdb_write_mb_per_s=17,
     ) as processor:
         store = processor.orders.data
         assert isinstance(store, OrdersStore)
@@ -96,3 +100,6 @@ async def test_each_partition_opens_with_the_tuned_options_inside_the_memory_bud
     block_cache = 64 * 1024 * 1024 // 4  # not in the OPTIONS file; what we asked for instead
     assert store.rocksdb_options.block_cache_size == block_cache
     assert write_buffers + block_cache == 64 * 1024 * 1024
+    # The write cap: RocksDB records no rate limiter in OPTIONS, but syncs every MiB with one.
+    assert store.rocksdb_options.write_mb_per_s == 17
+    assert int(options["bytes_per_sync"]) == 2**20

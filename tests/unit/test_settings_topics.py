@@ -76,6 +76,7 @@ def test_default_partitions_come_from_the_contract() -> None:
         ("PROCESSOR_MAX_EVENT_BYTES", "max_event_bytes", 2048),
         ("PROCESSOR_MAX_DEPTH", "max_depth", 10),
         ("PROCESSOR_ROCKSDB_MEMORY_MB", "rocksdb_memory_mb", 64),
+        ("PROCESSOR_ROCKSDB_WRITE_MB_PER_S", "rocksdb_write_mb_per_s", 0),
         ("PROCESSOR_WEB_BIND", "web_bind", "0.0.0.0"),
         ("PROCESSOR_BATCH_SIZE", "batch_size", 1),
         ("PROCESSOR_BATCH_WAIT_MS", "batch_wait_ms", 0),
@@ -182,6 +183,8 @@ def test_unreadable_value_is_a_config_error_naming_the_variable(env: str, raw: s
         ("PROCESSOR_FETCH_MIN_BYTES", "1048577"),
         ("PROCESSOR_PRODUCER_LINGER_MS", "-1"),
         ("PROCESSOR_PRODUCER_LINGER_MS", "1001"),
+        ("PROCESSOR_ROCKSDB_WRITE_MB_PER_S", "-1"),
+        ("PROCESSOR_ROCKSDB_WRITE_MB_PER_S", "100001"),
     ],
 )
 def test_values_that_cannot_work_are_config_errors(env: str, raw: str) -> None:

@@ -10,13 +10,21 @@ import pytest
 from processor.table import L0_COMPACTION_TRIGGER, OrdersStoreOptions, store_options
 
 
-def recorded_options(path: Path, memory_mb: int) -> dict[str, str]:
-    db = OrdersStoreOptions(**store_options(memory_mb), use_rocksdict=True).open(path)
-    db.close()
+def recorded_options(path: Path, memory_mb: int, write_mb_per_s: int = 0) -> dict[str, str]:
+    options = OrdersStoreOptions(**store_options(memory_mb, write_mb_per_s), use_rocksdict=True)
+    options.open(path).close()
     text = sorted(path.glob("OPTIONS-*"))[-1].read_text()
     return dict(
         line.strip().split("=", 1) for line in text.splitlines() if "=" in line and "[" not in line
     )
+
+
+def logged_rate_limiter(path: Path) -> str:
+    """The rate limiter RocksDB logged at open: an address, or ``(nil)`` for none."""
+    lines = [
+        line for line in (path / "LOG").read_text().splitlines() if "Options.rate_limiter:" in line
+    ]
+    return lines[-1].rsplit(":", 1)[1].strip()
 
 
 @pytest.mark.parametrize("memory_mb", [32, 128])
@@ -32,3 +40,15 @@ def test_a_partition_store_is_budgeted_uncompressed_and_has_a_small_first_level(
     # whole table and was rewritten by every L0 compaction.
     assert int(options["target_file_size_base"]) == budget // 2
     assert int(options["max_bytes_for_level_base"]) == budget
+
+
+def test_a_write_cap_gives_the_store_a_rate_limiter(tmp_path: Path) -> None:
+    capped = recorded_options(tmp_path / "capped", 32, write_mb_per_s=64)
+    uncapped = recorded_options(tmp_path / "uncapped", 32, write_mb_per_s=0)
+    # The OPTIONS file does not record the limiter itself; RocksDB's LOG does, and a limiter
+    # makes RocksDB sync its files every MiB (bytes_per_sync) instead of leaving it to the OS.
+    assert logged_rate_limiter(tmp_path / "capped") != "(nil)"
+    assert logged_rate_limiter(tmp_path / "uncapped") == "(nil)"
+    assert int(capped["bytes_per_sync"]) == 2**20
+    assert int(uncapped["bytes_per_sync"]) == 0
+
