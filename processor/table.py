@@ -133,11 +133,12 @@ class OrdersStoreOptions(RocksDBOptions):
 
     Capped writes: every partition takes the same share of the load, so all of them fill their
     memtables, flush and compact within a second or two of each other: a few hundred MB
-    rewritten at once, a whole core for a second or more, and the latency at 80% load rose to
-    hundreds of ms while it lasted. RocksDB's rate limiter paces each partition's compaction
-    writes (flushes go first) at ``write_mb_per_s``, so the same work runs as a tenth of a
-    core over several seconds; the default of 64 MiB/s is several times what the worker writes
-    at full speed on this machine (bench/PROFILE.md, session 13).
+    rewritten at once, a whole core for a second or more, and the p50 at 80% load rose to
+    50-210 ms while it lasted. RocksDB's rate limiter paces each partition's compaction writes
+    (flushes go first) at ``write_mb_per_s``, so the same work runs at 0.15-0.3 of a core over
+    several seconds. RocksDB runs one compaction at a time per process, so the cap
+    also bounds what the worker compacts: the default, 64 MiB/s, is about three times what four
+    partitions wrote together draining at full speed here (bench/PROFILE.md, session 13).
     """
 
     def __init__(self, *, write_mb_per_s: int = 0, **kwargs: Any) -> None:

@@ -51,4 +51,3 @@ def test_a_write_cap_gives_the_store_a_rate_limiter(tmp_path: Path) -> None:
     assert logged_rate_limiter(tmp_path / "uncapped") == "(nil)"
     assert int(capped["bytes_per_sync"]) == 2**20
     assert int(uncapped["bytes_per_sync"]) == 0
-
