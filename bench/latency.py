@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -131,6 +132,11 @@ class LevelResult:
         warmup = self.warmup_samples
         return {
             "fraction": self.fraction,
+            # Second 0 of the timeline on the wall clock, to line it up with other logs
+            # (RocksDB's LOG, the broker's, a probe's).
+            "startedAt": datetime.fromtimestamp(self.started_at, UTC).isoformat(
+                timespec="milliseconds"
+            ),
             "targetEventsPerSecond": round(self.target_rate, 1),
             "achievedEventsPerSecond": round(self.achieved_rate, 1),
             "seconds": round(self.seconds, 2),

@@ -93,6 +93,8 @@ def test_a_level_counts_the_pauses_after_its_warmup_and_shows_each_in_its_second
     # The warm-up's pause is in its timeline second, not in the level's figures.
     assert (figures["brokerGcPauses"], figures["brokerGcMaxPauseMs"]) == (1, 30.0)
     assert [t["brokerGcPauseMs"] for t in figures["timeline"]] == [90.0, 0.0, 30.0]
+    # Second 0 of that timeline, on the wall clock the GC log's times are on.
+    assert figures["startedAt"] == "1970-01-01T00:16:40.000+00:00"
 
 
 def test_a_level_on_a_broker_not_started_here_says_its_pauses_are_unknown() -> None:
