@@ -199,20 +199,18 @@ class Settings:
             raise ConfigError("PROCESSOR_PARTITIONS must be at least 1")
         if self.batch_size < 1 or self.batch_wait_ms < 0:
             raise ConfigError("PROCESSOR_BATCH_SIZE must be >= 1 and PROCESSOR_BATCH_WAIT_MS >= 0")
-        if not 0 <= self.fetch_max_wait_ms <= MAX_FETCH_WAIT_MS:
-            # Past the consumer's request timeout, every quiet fetch would time out instead.
-            raise ConfigError(f"PROCESSOR_FETCH_MAX_WAIT_MS must be from 0 to {MAX_FETCH_WAIT_MS}")
-        if not 1 <= self.fetch_min_bytes <= MAX_FETCH_MIN_BYTES:
-            raise ConfigError(f"PROCESSOR_FETCH_MIN_BYTES must be from 1 to {MAX_FETCH_MIN_BYTES}")
-        if not 0 <= self.producer_linger_ms <= MAX_PRODUCER_LINGER_MS:
-            raise ConfigError(
-                f"PROCESSOR_PRODUCER_LINGER_MS must be from 0 to {MAX_PRODUCER_LINGER_MS}"
-            )
-        if not 0 <= self.rocksdb_write_mb_per_s <= MAX_ROCKSDB_WRITE_MB_PER_S:
-            raise ConfigError(
-                "PROCESSOR_ROCKSDB_WRITE_MB_PER_S must be from 0 (no cap) to "
-                f"{MAX_ROCKSDB_WRITE_MB_PER_S}"
-            )
+        # Past the consumer's request timeout, every quiet fetch would time out instead.
+        _require_range("PROCESSOR_FETCH_MAX_WAIT_MS", self.fetch_max_wait_ms, 0, MAX_FETCH_WAIT_MS)
+        _require_range("PROCESSOR_FETCH_MIN_BYTES", self.fetch_min_bytes, 1, MAX_FETCH_MIN_BYTES)
+        _require_range(
+            "PROCESSOR_PRODUCER_LINGER_MS", self.producer_linger_ms, 0, MAX_PRODUCER_LINGER_MS
+        )
+        _require_range(
+            "PROCESSOR_ROCKSDB_WRITE_MB_PER_S",
+            self.rocksdb_write_mb_per_s,
+            0,
+            MAX_ROCKSDB_WRITE_MB_PER_S,
+        )
         if self.history_limit < 1:
             raise ConfigError("PROCESSOR_HISTORY_LIMIT must be at least 1")
         if self.session_timeout < 6:
@@ -229,6 +227,11 @@ class Settings:
     @property
     def kafka_hosts(self) -> list[str]:
         return [h.strip() for h in self.kafka_bootstrap_servers.split(",") if h.strip()]
+
+
+def _require_range(env_name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{env_name} must be from {low} to {high}")
 
 
 def _convert(attr: str, env_name: str, raw: str, default: object) -> object:

@@ -16,6 +16,7 @@ from processor.outbox import Outbox
 from processor.settings import Store
 from processor.table import L0_COMPACTION_TRIGGER, OrdersStore, OrdersTable
 from tests.agents.support import offline_processor
+from tests.rocksdb_files import options_file
 
 PARTITIONS = 4
 
@@ -72,13 +73,6 @@ async def test_the_persisted_offset_follows_delivery_not_the_write(processor: Pr
     assert store.persisted_offset(TP(changelog, 0)) is None
 
 
-def rocksdb_options_file(db_path: Path) -> dict[str, str]:
-    """What RocksDB itself says it opened with (its OPTIONS file), not what we asked for."""
-    [path] = sorted(db_path.glob("OPTIONS-*"))[-1:]
-    pairs = (line.strip().partition("=") for line in path.read_text().splitlines())
-    return {key: value for key, _, value in pairs if value}
-
-
 async def test_each_partition_opens_with_the_tuned_options_inside_the_memory_budget(
     tmp_path: Path,
 ) -> None:
@@ -92,7 +86,7 @@ async def test_each_partition_opens_with_the_tuned_options_inside_the_memory_bud
         store = processor.orders.data
         assert isinstance(store, OrdersStore)
         OrdersTable(processor.orders).put_many(1, {b"o-1": order("o-1", 1)}, Outbox())
-        options = rocksdb_options_file(store.partition_path(1))
+        options = options_file(store.partition_path(1))
 
     assert options["compression"] == "kNoCompression"
     assert int(options["level0_file_num_compaction_trigger"]) == L0_COMPACTION_TRIGGER

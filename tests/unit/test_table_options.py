@@ -8,23 +8,13 @@ from pathlib import Path
 import pytest
 
 from processor.table import L0_COMPACTION_TRIGGER, OrdersStoreOptions, store_options
+from tests.rocksdb_files import logged_option, options_file
 
 
 def recorded_options(path: Path, memory_mb: int, write_mb_per_s: int = 0) -> dict[str, str]:
     options = OrdersStoreOptions(**store_options(memory_mb, write_mb_per_s), use_rocksdict=True)
     options.open(path).close()
-    text = sorted(path.glob("OPTIONS-*"))[-1].read_text()
-    return dict(
-        line.strip().split("=", 1) for line in text.splitlines() if "=" in line and "[" not in line
-    )
-
-
-def logged_rate_limiter(path: Path) -> str:
-    """The rate limiter RocksDB logged at open: an address, or ``(nil)`` for none."""
-    lines = [
-        line for line in (path / "LOG").read_text().splitlines() if "Options.rate_limiter:" in line
-    ]
-    return lines[-1].rsplit(":", 1)[1].strip()
+    return options_file(path)
 
 
 @pytest.mark.parametrize("memory_mb", [32, 128])
@@ -47,7 +37,7 @@ def test_a_write_cap_gives_the_store_a_rate_limiter(tmp_path: Path) -> None:
     uncapped = recorded_options(tmp_path / "uncapped", 32, write_mb_per_s=0)
     # The OPTIONS file does not record the limiter itself; RocksDB's LOG does, and a limiter
     # makes RocksDB sync its files every MiB (bytes_per_sync) instead of leaving it to the OS.
-    assert logged_rate_limiter(tmp_path / "capped") != "(nil)"
-    assert logged_rate_limiter(tmp_path / "uncapped") == "(nil)"
+    assert logged_option(tmp_path / "capped", "rate_limiter") != "(nil)"
+    assert logged_option(tmp_path / "uncapped", "rate_limiter") == "(nil)"
     assert int(capped["bytes_per_sync"]) == 2**20
     assert int(uncapped["bytes_per_sync"]) == 0
