@@ -7,7 +7,8 @@ letters, re-keyed events, the table's changelog), and :class:`KafkaPublisher` ha
 partition's share to aiokafka as one ready-made record batch (``create_batch`` /
 ``send_batch``) on the producer Faust itself uses. It does not wait for the broker's
 acknowledgement: the next batch is processed meanwhile, and Faust's flush before every offset
-commit is what waits.
+commit is what waits. It does let aiokafka's sender put the batches on the wire first
+(:data:`SENDER_TURNS`).
 
 Partitioning is Kafka's default for keyed records, so consumers see what any client would write:
 murmur2(key) % partitions (:mod:`processor.routing`). An explicit partition is kept. A record with
@@ -29,6 +30,14 @@ from processor.routing import partition_for, partition_of
 Headers = tuple[tuple[str, bytes], ...]
 #: Called with the offset of the last record this batch wrote to one topic partition.
 OnDelivered = Callable[[int], None]
+
+#: Turns of the event loop that aiokafka's sender takes to write batches handed to it: two with
+#: aiokafka 0.14 (its sender wakes and drains them into a produce request task, which writes the
+#: request), and one to spare (tests/integration/test_publisher.py). With events waiting, an
+#: agent goes from one batch to the next without a turn of the loop, so without these a batch's
+#: outputs stayed in the producer until the next batch was done: up to 30 ms more latency in the
+#: seconds the worker was behind (bench/PROFILE.md, session 14). An idle turn costs microseconds.
+SENDER_TURNS = 3
 
 
 @immutable
@@ -125,6 +134,8 @@ class KafkaPublisher:
                 future.add_done_callback(
                     partial(_on_batch_done, outbox, (topic, partition), count, on_failure)
                 )
+        for _ in range(SENDER_TURNS):
+            await asyncio.sleep(0)
 
 
 def _on_batch_done(

@@ -23,7 +23,7 @@ Environment:
   KAFKA_HEAP             JVM heap, -Xmx and -Xms (default 512m)
   KAFKA_JVM_PERFORMANCE_OPTS
                          JVM options of the broker (default: those of Kafka's own start script,
-                         G1 with a 20 ms pause goal)
+                         G1 with a 20 ms pause goal, and one GC thread)
   KAFKA_OPTS             more JVM options for the broker, e.g. -Xlog:gc:file=gc.log
   MAVEN_REPO_URL         only if mvn is missing: base URL of a Maven repository (Maven Central or
                          a mirror) to download Maven from; defaults to the first mirror in
@@ -51,7 +51,10 @@ KAFKA_HEAP="${KAFKA_HEAP:-512m}"
 # The defaults of Kafka's own bin/kafka-run-class.sh. The JVM's own G1 aims at 200 ms pauses,
 # during which the broker answers no produce or fetch: its longest young pause in a benchmark
 # run here was ~100 ms with them, ~30-60 ms with these (bench/PROFILE.md, session 12).
-KAFKA_JVM_PERFORMANCE_OPTS="${KAFKA_JVM_PERFORMANCE_OPTS:--server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true}"
+# Plus one GC thread: this broker shares its cores with the worker and the tests, and with two,
+# a pause lasted until the slower one got a core back, the other spinning meanwhile (60-114 ms
+# pauses, against ~12 ms; session 14).
+KAFKA_JVM_PERFORMANCE_OPTS="${KAFKA_JVM_PERFORMANCE_OPTS:--server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:ParallelGCThreads=1 -Djava.awt.headless=true}"
 KAFKA_OPTS="${KAFKA_OPTS:-}"
 MAVEN_DIST_VERSION=3.9.11
 
@@ -146,6 +149,10 @@ offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Kafka's 128 MiB is a quarter of this heap, kept for good; with it G1's old generation sat at
+# its 35% marking threshold and now and then collected every 150 ms (bench/PROFILE.md, session
+# 14). 16 MiB still holds some 600,000 keys a cleaning pass.
+log.cleaner.dedupe.buffer.size=16777216
 EOF
   # KafkaRaftServer at INFO is what logs the "Kafka Server started" line that start waits for.
   cat >"$CONF/log4j2.yaml" <<'EOF'
