@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from aiokafka import AIOKafkaProducer
-from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.infra import create_topic
 from processor.outbox import KafkaPublisher, Outbox
 from tests.integration.harness import read_topic
 
@@ -24,9 +24,7 @@ async def test_publish_returns_with_its_batches_taken_by_the_producers_sender(
     # An agent with events waiting goes on to its next batch without giving the event loop a
     # turn: whatever publish leaves in the producer's accumulator waits until that batch is done.
     topic = f"t{uuid.uuid4().hex[:8]}.published"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for future in admin.create_topics([NewTopic(topic, num_partitions=2)]).values():
-        future.result()
+    create_topic(kafka_bootstrap, topic, partitions=2)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=0)
     await producer.start()
     failures: list[BaseException] = []
