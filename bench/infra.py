@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import topics
 from bench import brokergc
+from bench.machine import peer_counters
 from tests.servers import free_port, local_kafka, local_redis
 
 
@@ -40,6 +41,9 @@ class Servers:
     redis_source: str
     #: The broker's GC log (bench.brokergc) when the broker was started here, else None.
     broker_gc_log: Path | None = None
+    #: Pids of the servers started here ("broker", "redis"), whose CPU is read beside the
+    #: worker's; a server from the environment may be on another machine.
+    pids: Mapping[str, int] = field(default_factory=dict)
 
 
 @contextmanager
@@ -58,13 +62,28 @@ def servers(work_dir: Path) -> Iterator[Servers]:
             "KAFKA_BOOTSTRAP_SERVERS", "Kafka", lambda home: local_kafka(home, gc_option)
         )
         redis_url, redis_source = pick("REDIS_URL", "Redis", local_redis)
+        # deploy/local/*.sh keep their pid in the home directory they were given above.
+        pid_files = {"broker": "kafka/kafka.pid", "redis": "redis/redis.pid"}
+        sources = {"broker": kafka_source, "redis": redis_source}
         yield Servers(
             bootstrap,
             redis_url,
             kafka_source,
             redis_source,
             broker_gc_log=gc_log if kafka_source == "local" else None,
+            pids={
+                name: pid
+                for name, pid_file in pid_files.items()
+                if sources[name] == "local" and (pid := _read_pid(work_dir / pid_file)) is not None
+            },
         )
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _broker_gc_log(work_dir: Path) -> tuple[Path | None, str]:
@@ -128,6 +147,11 @@ class Deployment:
     @property
     def prefix(self) -> str:
         return f"bench{self.tag}"
+
+    def peers(self) -> Callable[[], dict[str, float]]:
+        """The CPU seconds of the broker and Redis (when started here) and of this benchmark
+        process, its load generator and output reader (bench.machine.Reading)."""
+        return peer_counters({**self.servers.pids, "bench": os.getpid()})
 
     def topic(self, role: str) -> str:
         return f"{self.prefix}.{role.replace('_', '.')}"

@@ -72,6 +72,9 @@ class LevelResult:
     warmup_seconds: float = 0.0
     #: CPU of the machine and the worker, keyed by second of the schedule (bench.machine).
     cpu_by_second: dict[int, dict[str, float]] = field(default_factory=dict)
+    #: The CPU counters at the first planned send, after the level's records were made (that
+    #: took the benchmark seconds of CPU): the start of the level's own CPU figures.
+    first_reading: Reading | None = None
     #: Wall-clock time of the first planned send (second 0 of the timeline).
     started_at: float = 0.0
     #: The broker's GC pauses from ``started_at`` to the level's end; None when its GC log is
@@ -294,12 +297,13 @@ def run_level(
     gc.freeze()
     gc.disable()
     readings: list[Reading] = []
+    peers = deployment.peers()
     try:
         sender.start()
         # On the schedule's seconds, so that each span is one second of the timeline.
         for second in itertools.count():
             sender.join(max(0.0, sender.t0 + second - time.monotonic()))
-            readings.append(Reading.now(worker_cpu_seconds, worker_threads))
+            readings.append(Reading.now(worker_cpu_seconds, worker_threads, peers))
             if not sender.is_alive():
                 break
             if second and second % 5 == 0:
@@ -331,6 +335,7 @@ def run_level(
         max_send_lag_ms=sender.max_lag * 1000,
         warmup_seconds=warmup,
         cpu_by_second=per_second(readings, sender.t0),
+        first_reading=readings[0] if readings else None,
         started_at=sender.t0 + wall_offset,
     )
 

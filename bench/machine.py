@@ -197,6 +197,28 @@ def thread_rates(
     }
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system, all its threads) process ``pid`` has used; None once it is
+    gone."""
+    try:
+        _, ticks = parse_task_stat(Path(f"/proc/{pid}/stat").read_text())
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def peer_counters(pids: Mapping[str, int]) -> Callable[[], dict[str, float]]:
+    """A reader of the CPU seconds of the processes that share the machine with the worker, by
+    name (``broker``, ``redis``, ``bench``): on two cores, what they take the worker's loop
+    waits for, and they all work harder as the load rises."""
+
+    def read() -> dict[str, float]:
+        seconds = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+        return {name: value for name, value in seconds.items() if value is not None}
+
+    return read
+
+
 @dataclass(frozen=True)
 class Reading:
     """The machine's and one process's CPU counters at a moment (monotonic clock)."""
@@ -208,12 +230,15 @@ class Reading:
     threads: Mapping[str, float] = field(default_factory=dict)
     #: :func:`cpu_waiting_seconds` at the moment.
     waiting: float | None = None
+    #: The other processes' CPU seconds (:func:`peer_counters`), if read.
+    peers: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def now(
         cls,
         process_cpu_seconds: Callable[[], float],
         threads: Callable[[], Mapping[str, float]] | None = None,
+        peers: Callable[[], Mapping[str, float]] | None = None,
     ) -> Reading:
         return cls(
             time.monotonic(),
@@ -221,6 +246,7 @@ class Reading:
             process_cpu_seconds(),
             threads() if threads is not None else {},
             cpu_waiting_seconds(),
+            peers() if peers is not None else {},
         )
 
 
@@ -232,7 +258,8 @@ MIN_SPAN_SECONDS = 0.5
 def between(before: Reading, after: Reading) -> dict[str, float]:
     """The figures of the span between two readings: the machine's busy and stolen cores and its
     share of time with a thread waiting for a core, the process's cores (``workerCpuCores``),
-    and its thread groups' (:func:`thread_rates`) if read."""
+    its thread groups' (:func:`thread_rates`) and the other processes' (``brokerCpuCores``,
+    ``redisCpuCores``, ``benchCpuCores``) where both readings have them."""
     seconds = after.at - before.at
     machine = share(before.times, after.times, seconds, (before.waiting, after.waiting))
     process = (
@@ -242,6 +269,11 @@ def between(before: Reading, after: Reading) -> dict[str, float]:
         **machine.as_dict(),
         "workerCpuCores": round(process, 2),
         **thread_rates(before.threads, after.threads, seconds),
+        **{
+            f"{name}CpuCores": round(max(0.0, after.peers[name] - used) / seconds, 2)
+            for name, used in before.peers.items()
+            if name in after.peers and seconds > 0
+        },
     }
 
 

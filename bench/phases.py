@@ -218,9 +218,10 @@ def worker_throughput(
     total = sum(high.values())
     offsets = Offsets(deployment.servers.bootstrap, deployment.app_id)
     rekeyed_topic = deployment.topic("orders_events_rekeyed")
+    peers = deployment.peers()
     try:
         ready = worker.start()
-        at_ready = Reading.now(worker.cpu_seconds, worker.thread_counters)
+        at_ready = Reading.now(worker.cpu_seconds, worker.thread_counters, peers)
         left = remaining(high, offsets.committed(deployment.events_topic))
         committed_at_ready = total - left
         log(
@@ -251,7 +252,8 @@ def worker_throughput(
             time.sleep(poll)
         done = time.monotonic()
         progress(total, force=True)
-        cpu = between(at_ready, Reading.now(worker.cpu_seconds, worker.thread_counters))
+        at_end = Reading.now(worker.cpu_seconds, worker.thread_counters, peers)
+        cpu = between(at_ready, at_end)
     finally:
         offsets.close()
     assert worker.memory is not None

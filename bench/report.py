@@ -39,6 +39,7 @@ REQUIRED_FIELDS = (
     "phases.worker.workerLoopCores",
     "phases.worker.workerRocksdbCores",
     "phases.worker.workerOtherCores",
+    "phases.worker.benchCpuCores",
     "phases.worker.tableOrders",
     "phases.worker.tableDiskMb",
     "phases.latency",
@@ -62,6 +63,7 @@ LEVEL_FIELDS = (
     "machineBusyCores",
     "machineStealCores",
     "workerLoopCores",
+    "benchCpuCores",
     "brokerGcPauses",
     "brokerGcMaxPauseMs",
 )
@@ -198,8 +200,9 @@ def table(result: dict[str, Any]) -> str:
         f"  worker / ceiling: {ratio:.2f}" if ratio is not None else "  worker / ceiling: n/a",
         f"  worker: ready after {worker['startupSeconds']:.1f}s, {worker['cpuCores']:.2f} cores "
         f"busy, peak RSS {summary['workerPeakRssMb']:.0f} MB{_threads(worker)}",
-        f"  machine during phase 2: {worker['machineBusyCores']:.2f} of {m['cores']} cores busy, "
-        f"{worker['machineStealCores']:.2f} stolen by the hypervisor{_waiting(worker)}",
+        f"  machine during phase 2: {worker['machineBusyCores']:.2f} of {m['cores']} cores busy"
+        f"{_peers(worker)}, {worker['machineStealCores']:.2f} stolen by the hypervisor"
+        f"{_waiting(worker)}",
         *_broker_gc_line(worker),
         f"  table: {_n(worker['tableOrders'])} orders (expected {summary['expectedOrders']:,}), "
         f"{worker['tableDiskMb']:.1f} MB on disk",
@@ -209,7 +212,8 @@ def table(result: dict[str, Any]) -> str:
             "",
             f"  {'latency':<9}{'target/s':>10}{'sent/s':>10}{'measured':>10}{'missing':>9}"
             f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'worker p50/p99':>16}"
-            f"{'cpu':>6}{'loop':>6}{'queued':>8}{'machine':>9}{'steal':>7}{'wait':>6}"
+            f"{'cpu':>6}{'loop':>6}{'queued':>8}{'machine':>9}{'broker':>8}{'bench':>6}"
+            f"{'steal':>7}{'wait':>6}"
             f"{'warm-up p99':>13}{'gc n/max':>10}",
         ]
         for level in phases["latency"]:
@@ -221,7 +225,8 @@ def table(result: dict[str, Any]) -> str:
                 f"{_ms(level['workerP50Ms'])}/{_ms(level['workerP99Ms']).strip():<6}"
                 f"{level['workerCpuCores']:>6.2f}{_decimal(level.get('workerLoopCores'))}"
                 f"{_decimal(level.get('workerLoopQueued')):>8}"
-                f"{level['machineBusyCores']:>9.2f}"
+                f"{level['machineBusyCores']:>9.2f}{_decimal(level.get('brokerCpuCores')):>8}"
+                f"{_decimal(level.get('benchCpuCores'))}"
                 f"{level['machineStealCores']:>7.2f}{_decimal(level.get('machineCpuWaiting'))}"
                 f"{_ms(level['warmup']['p99Ms']):>13}{_pauses(level):>10}"
             )
@@ -234,12 +239,25 @@ def table(result: dict[str, Any]) -> str:
             " (near 1, the worker\n   can go no faster), queued: the share of the time the loop was"
             " ready to run but waited\n   for a core; machine, steal: the"
             " whole machine's cores busy,\n   and those the hypervisor gave to other guests;"
-            " wait: the share of the time some thread\n   waited for a core;"
+            " broker, bench: the cores of the broker\n   (one started here) and of this"
+            " benchmark's load generator and output reader;\n   wait: the share of the time"
+            " some thread waited for a core;\n  "
             " warm-up p99: the warm-up's own, not counted; gc n/max: the broker's\n   GC pauses"
             " over the counted seconds, how many and the longest in ms, during which it answers"
             "\n   no one)"
         )
     return "\n".join(lines)
+
+
+def _peers(phase: dict[str, Any]) -> str:
+    """The other processes' share of the busy cores, those the run read."""
+    names = (
+        ("brokerCpuCores", "the broker"),
+        ("redisCpuCores", "Redis"),
+        ("benchCpuCores", "this benchmark"),
+    )
+    parts = [f"{label} {phase[key]:.2f}" for key, label in names if key in phase]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _threads(phase: dict[str, Any]) -> str:

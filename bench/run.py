@@ -277,11 +277,11 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
         # -- phase 3 --
         rate = args.level_base or worker_run.throughput.per_second
         if args.latency_seconds > 0 and rate > 0:
+            peers = deployment.peers()
             for fraction in args.levels:
                 log(f"phase 3: {fraction:.0%} of {rate:,.0f} events/s")
                 assert worker.memory is not None
                 worker.memory.reset_peak()
-                before = Reading.now(worker.cpu_seconds, worker.thread_counters)
                 level = latency.run_level(
                     deployment,
                     fraction=fraction,
@@ -298,12 +298,13 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                 )
                 # CPU over the level and its drain: the loop's near 1.0 means the worker (one
                 # Python event loop) was saturated at this rate, whatever its backlog rate was.
-                after = Reading.now(worker.cpu_seconds, worker.thread_counters)
+                after = Reading.now(worker.cpu_seconds, worker.thread_counters, peers)
+                assert level.first_reading is not None  # taken at the first planned send
                 level.broker_gc = _broker_pauses(srv, level.started_at, time.time())
                 result["phases"]["latency"].append(
                     {
                         **level.as_dict(),
-                        **between(before, after),
+                        **between(level.first_reading, after),
                         "peakRssMb": round(worker.memory.peak / 2**20, 1),
                     }
                 )

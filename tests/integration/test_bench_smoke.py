@@ -42,6 +42,7 @@ FIELDS = (
     "phases.worker.workerLoopCores",
     "phases.worker.workerRocksdbCores",
     "phases.worker.workerOtherCores",
+    "phases.worker.benchCpuCores",
     "phases.worker.tableOrders",
     "phases.worker.tableDiskMb",
     "summary.ceilingEventsPerSecond",
@@ -64,6 +65,7 @@ LEVEL_FIELDS = (
     "machineBusyCores",
     "machineStealCores",
     "workerLoopCores",
+    "benchCpuCores",
     "brokerGcPauses",
     "brokerGcMaxPauseMs",
 )

@@ -4,6 +4,7 @@ the worker's CPU by thread group."""
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,9 @@ from bench.machine import (
     between,
     cpu_waiting_seconds,
     parse_task_stat,
+    peer_counters,
     per_second,
+    process_cpu_seconds,
     queued_seconds,
     share,
     thread_counters,
@@ -214,3 +217,35 @@ def test_this_machine_reports_cpu_pressure_if_its_kernel_has_it() -> None:
         assert waited is not None and waited >= 0.0
     else:
         assert waited is None
+
+
+def _ended_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_a_process_cpu_seconds_grow_with_its_work_and_are_none_once_it_is_gone() -> None:
+    before = process_cpu_seconds(os.getpid())
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:
+        pass
+    after = process_cpu_seconds(os.getpid())
+    assert before is not None and after is not None
+    assert after - before >= 0.2
+    assert process_cpu_seconds(_ended_pid()) is None
+
+
+def test_peer_counters_read_each_live_process_and_leave_out_an_ended_one() -> None:
+    seconds = peer_counters({"bench": os.getpid(), "broker": _ended_pid()})()
+    assert list(seconds) == ["bench"]
+    assert seconds["bench"] > 0.0
+
+
+def test_between_gives_the_cores_of_each_peer_read_at_both_ends() -> None:
+    before = Reading(10.0, Times(), 0.0, peers={"broker": 3.0, "bench": 1.0, "redis": 0.5})
+    after = Reading(12.0, Times(), 0.0, peers={"broker": 4.0, "bench": 1.5})
+    figures = between(before, after)
+    assert figures["brokerCpuCores"] == pytest.approx(0.5)
+    assert figures["benchCpuCores"] == pytest.approx(0.25)
+    assert "redisCpuCores" not in figures  # gone before the second reading
