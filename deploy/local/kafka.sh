@@ -28,6 +28,10 @@ Environment:
   MAVEN_REPO_URL         only if mvn is missing: base URL of a Maven repository (Maven Central or
                          a mirror) to download Maven from; defaults to the first mirror in
                          ~/.m2/settings.xml
+
+The broker is sized for sharing two cores with its clients: one GC thread, 2 request handler
+threads (num.io.threads) and 1 network thread (num.network.threads), a 16 MiB log-cleaner dedupe
+buffer; written to <KAFKA_HOME_DIR>/config/server.properties on every start.
 EOF
 }
 
@@ -153,6 +157,11 @@ group.initial.rebalance.delay.ms=0
 # its 35% marking threshold and now and then collected every 150 ms (bench/PROFILE.md, session
 # 14). 16 MiB still holds some 600,000 keys a cleaning pass.
 log.cleaner.dedupe.buffer.size=16777216
+# Kafka's 8 request handlers and 3 network threads are sized for a server of its own. This one
+# shares two cores with its clients: with 2 and 1 it took 0.03-0.04 fewer cores at the same load
+# (bench/PROFILE.md, session 15).
+num.io.threads=2
+num.network.threads=1
 EOF
   # KafkaRaftServer at INFO is what logs the "Kafka Server started" line that start waits for.
   cat >"$CONF/log4j2.yaml" <<'EOF'
