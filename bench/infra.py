@@ -50,32 +50,33 @@ class Servers:
 def servers(work_dir: Path) -> Iterator[Servers]:
     """Kafka and Redis from the environment, else local ones that are stopped on the way out."""
     with ExitStack() as stack:
+        #: The pid of each server started here, from the pid file its script keeps in its home.
+        pids: dict[str, int] = {}
 
-        def pick(env_var: str, name: str, local: Callable[[Path], Any]) -> tuple[str, str]:
+        def pick(
+            env_var: str, name: str, role: str, local: Callable[[Path], Any]
+        ) -> tuple[str, str]:
             if address := os.environ.get(env_var, ""):
                 return address, "env"
             log(f"{env_var} not set: starting a local {name} (deploy/local/{name.lower()}.sh)")
-            return stack.enter_context(local(work_dir / name.lower())), "local"
+            home = work_dir / name.lower()
+            address = stack.enter_context(local(home))
+            if (pid := _read_pid(home / f"{name.lower()}.pid")) is not None:
+                pids[role] = pid
+            return address, "local"
 
         gc_log, gc_option = _broker_gc_log(work_dir)
         bootstrap, kafka_source = pick(
-            "KAFKA_BOOTSTRAP_SERVERS", "Kafka", lambda home: local_kafka(home, gc_option)
+            "KAFKA_BOOTSTRAP_SERVERS", "Kafka", "broker", lambda home: local_kafka(home, gc_option)
         )
-        redis_url, redis_source = pick("REDIS_URL", "Redis", local_redis)
-        # deploy/local/*.sh keep their pid in the home directory they were given above.
-        pid_files = {"broker": "kafka/kafka.pid", "redis": "redis/redis.pid"}
-        sources = {"broker": kafka_source, "redis": redis_source}
+        redis_url, redis_source = pick("REDIS_URL", "Redis", "redis", local_redis)
         yield Servers(
             bootstrap,
             redis_url,
             kafka_source,
             redis_source,
             broker_gc_log=gc_log if kafka_source == "local" else None,
-            pids={
-                name: pid
-                for name, pid_file in pid_files.items()
-                if sources[name] == "local" and (pid := _read_pid(work_dir / pid_file)) is not None
-            },
+            pids=pids,
         )
 
 

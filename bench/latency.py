@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench import brokergc, loadgen
 from bench.infra import Deployment, Offsets, log
-from bench.machine import Reading, per_second
+from bench.machine import Reading, between, per_second
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,10 @@ class LevelResult:
     warmup_seconds: float = 0.0
     #: CPU of the machine and the worker, keyed by second of the schedule (bench.machine).
     cpu_by_second: dict[int, dict[str, float]] = field(default_factory=dict)
-    #: The CPU counters at the first planned send, after the level's records were made (that
-    #: took the benchmark seconds of CPU): the start of the level's own CPU figures.
-    first_reading: Reading | None = None
+    #: CPU of the machine, the worker and the other processes over the level and its drain
+    #: (bench.machine.between), from its first planned send: making the level's records before
+    #: it took the benchmark seconds of CPU with the worker idle.
+    cpu: dict[str, float] = field(default_factory=dict)
     #: Wall-clock time of the first planned send (second 0 of the timeline).
     started_at: float = 0.0
     #: The broker's GC pauses from ``started_at`` to the level's end; None when its GC log is
@@ -155,6 +156,7 @@ class LevelResult:
             "maxSendLagMs": round(self.max_send_lag_ms, 1),
             **self._broker_gc_summary(),
             "timeline": self.timeline(),
+            **self.cpu,
         }
 
 
@@ -321,6 +323,9 @@ def run_level(
         outputs.stop()
         gc.enable()
         gc.unfreeze()
+    # Over the level and its drain: a loop near 1.0 means the worker (one Python event loop) was
+    # saturated at this rate, whatever its backlog rate was.
+    cpu = between(readings[0], Reading.now(worker_cpu_seconds, worker_threads, peers))
     with outputs.lock:
         samples = list(outputs.samples.values())
     return LevelResult(
@@ -335,7 +340,7 @@ def run_level(
         max_send_lag_ms=sender.max_lag * 1000,
         warmup_seconds=warmup,
         cpu_by_second=per_second(readings, sender.t0),
-        first_reading=readings[0] if readings else None,
+        cpu=cpu,
         started_at=sender.t0 + wall_offset,
     )
 

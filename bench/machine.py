@@ -201,10 +201,10 @@ def process_cpu_seconds(pid: int) -> float | None:
     """CPU seconds (user + system, all its threads) process ``pid`` has used; None once it is
     gone."""
     try:
-        _, ticks = parse_task_stat(Path(f"/proc/{pid}/stat").read_text())
-    except (FileNotFoundError, ProcessLookupError):
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
         return None
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return float(times.user + times.system)
 
 
 def peer_counters(pids: Mapping[str, int]) -> Callable[[], dict[str, float]]:

@@ -32,7 +32,6 @@ from bench.infra import (
     new_tag,
     servers,
 )
-from bench.machine import Reading, between
 from bench.worker import Worker
 
 HERE = Path(__file__).resolve().parent
@@ -277,7 +276,6 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
         # -- phase 3 --
         rate = args.level_base or worker_run.throughput.per_second
         if args.latency_seconds > 0 and rate > 0:
-            peers = deployment.peers()
             for fraction in args.levels:
                 log(f"phase 3: {fraction:.0%} of {rate:,.0f} events/s")
                 assert worker.memory is not None
@@ -296,15 +294,10 @@ def run(args: argparse.Namespace, deployment: Deployment) -> dict[str, Any]:
                     compression=args.latency_compression,
                     linger_ms=args.latency_linger_ms,
                 )
-                # CPU over the level and its drain: the loop's near 1.0 means the worker (one
-                # Python event loop) was saturated at this rate, whatever its backlog rate was.
-                after = Reading.now(worker.cpu_seconds, worker.thread_counters, peers)
-                assert level.first_reading is not None  # taken at the first planned send
                 level.broker_gc = _broker_pauses(srv, level.started_at, time.time())
                 result["phases"]["latency"].append(
                     {
                         **level.as_dict(),
-                        **between(level.first_reading, after),
                         "peakRssMb": round(worker.memory.peak / 2**20, 1),
                     }
                 )

@@ -158,8 +158,8 @@ group.initial.rebalance.delay.ms=0
 # 14). 16 MiB still holds some 600,000 keys a cleaning pass.
 log.cleaner.dedupe.buffer.size=16777216
 # Kafka's 8 request handlers and 3 network threads are sized for a server of its own. This one
-# shares two cores with its clients: with 2 and 1 it took 0.03-0.04 fewer cores at the same load
-# (bench/PROFILE.md, session 15).
+# shares two cores with its clients: with 2 and 1 it took 0.02-0.05 fewer cores in three
+# alternated pairs of runs (bench/PROFILE.md, session 15).
 num.io.threads=2
 num.network.threads=1
 EOF
