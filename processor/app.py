@@ -56,6 +56,8 @@ class App(faust.App):
     _event_type: Any = None  # conf.Event, read on the first message
     #: (max wait ms, min bytes) of the consumer's fetches, from Settings: Faust has no setting.
     fetch: tuple[int, int]
+    #: Whether the consumer runs in a thread of its own (Faust's way), from Settings.
+    consumer_thread: bool
 
     def _new_transport(self) -> Any:
         return transport.Transport(self.conf.broker_consumer, self)
@@ -103,6 +105,7 @@ def create_app(settings: Settings, *, directory: ContactDirectory | None = None)
         autodiscover=False,
     )
     app.fetch = (settings.fetch_max_wait_ms, settings.fetch_min_bytes)
+    app.consumer_thread = settings.consumer_thread
     specs = settings.topics()
 
     def topic(role: str, serializer: str) -> Any:

@@ -160,6 +160,15 @@ class Settings:
         "Longest, in ms, the worker's producer holds a batch of outputs and changelog records "
         "for more (Kafka's linger.ms).",
     )
+    consumer_thread: bool = _setting(  # type: ignore[assignment]
+        "PROCESSOR_CONSUMER_THREAD",
+        # Off: on the loop, fetching costs the worker less than a thread's hand-overs and the
+        # GIL passed between the two threads (bench/PROFILE.md, session 16).
+        False,
+        "Run the Kafka consumer in a thread of its own, as Faust does, instead of on the "
+        "worker's event loop: heartbeats then go on while the loop is blocked, at a cost in "
+        "CPU and latency.",
+    )
     contact_cache_size: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_CONTACT_CACHE_SIZE",
         100_000,

@@ -8,16 +8,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from processor import transport
 from processor.app import Processor, create_app
 from processor.settings import Settings, Store
 
 
 def close_unstarted_consumer(app: Any) -> None:
-    """Faust's consumer makes its thread's event loop when it is created, not when it starts.
+    """Faust's consumer thread makes its event loop when it is created, not when it starts.
     Here it never starts, so that loop would be left to the garbage collector, whose attempt to
-    close it pytest reports as an error at exit (now and then)."""
+    close it pytest reports as an error at exit (now and then). The consumer on the worker's
+    loop (the default, processor.transport.InLoopConsumer) has no loop of its own to close."""
     consumer = app._consumer
-    if consumer is not None:
+    if consumer is not None and not isinstance(consumer._thread, transport.InLoopConsumer):
         consumer._thread.thread_loop.close()
 
 

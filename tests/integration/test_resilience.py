@@ -151,8 +151,11 @@ def test_a_graceful_stop_in_the_middle_of_a_backlog_loses_nothing(
         worker.stop()
 
 
+@pytest.mark.parametrize(
+    "consumer_thread", ["false", "true"], ids=["consumer-on-the-loop", "consumer-thread"]
+)
 def test_a_worker_joining_in_the_middle_of_a_backlog_loses_nothing(
-    deployment: Deployment, tmp_path: Path
+    deployment: Deployment, tmp_path: Path, consumer_thread: str
 ) -> None:
     # A rebalance while the first worker drains a backlog: what it fetched for the partitions it
     # gives up (whole fetches in its agents' queues) is dropped unacked and read again from the
@@ -160,6 +163,8 @@ def test_a_worker_joining_in_the_middle_of_a_backlog_loses_nothing(
     # (Faust's recovery), so nothing fetched before that seek may be handed over after it. Every
     # order reaches the RFM feed, every offset is committed, and no event is taken out of its
     # order (a delivery before its creation would be dead-lettered as unknown_order).
+    # Both ways of running the consumer (processor.transport): the rebalance is where they part.
+    deployment.extra_env = {**deployment.extra_env, "PROCESSOR_CONSUMER_THREAD": consumer_thread}
     # Enough that the first worker is still at it when the second has joined.
     ids = delivered_backlog(deployment, "o-join", 40000)
     first = WorkerProcess(deployment, tmp_path / "first.log")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -59,6 +60,29 @@ async def test_the_fetch_settings_reach_the_worker_consumer(tmp_path: Path) -> N
             assert (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes) == (7, 1)
         finally:
             await consumer.stop()
+
+
+async def test_the_consumer_runs_on_the_workers_loop_by_default(app: Any) -> None:
+    consumer = app.consumer._thread
+    assert isinstance(consumer, transport.InLoopConsumer)
+    assert consumer.thread_loop is asyncio.get_running_loop()
+    ran_on: list[tuple[int, asyncio.AbstractEventLoop]] = []
+
+    async def fetch(answer: int) -> int:
+        ran_on.append((threading.get_ident(), asyncio.get_running_loop()))
+        return answer
+
+    # Faust's consumer hands every call to aiokafka (fetch, commit, seek) through call_thread.
+    assert await consumer.call_thread(fetch, 42) == 42
+    assert ran_on == [(threading.get_ident(), asyncio.get_running_loop())]
+
+
+async def test_the_consumer_thread_comes_back_with_its_setting(tmp_path: Path) -> None:
+    with offline_processor(tmp_path, consumer_thread=True) as processor:
+        consumer = processor.app.consumer._thread
+        assert isinstance(consumer, transport.ConsumerThread)
+        assert not isinstance(consumer, transport.InLoopConsumer)
+        assert consumer.thread_loop is not asyncio.get_running_loop()
 
 
 async def test_a_callback_that_need_not_wait_runs_at_once_without_tasks(
