@@ -131,16 +131,18 @@ class Settings:
         "PROCESSOR_BATCH_WAIT_MS",
         # Counted from the batch's first event, and a bound only: a batch is given as soon as
         # a turn of the event loop brings no more events (processor.streams), since the
-        # consumer's fetches already gather up to 10 ms of events (processor.transport).
+        # consumer's fetches already gather up to 5 ms of events (processor.transport).
         5,
         "Longest, in ms, that a batch goes on taking events the consumer is still handing "
         "over, counted from its first; a batch never waits for the next fetch.",
     )
     fetch_max_wait_ms: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_FETCH_MAX_WAIT_MS",
-        # 20 until the worker's CPU per event had fallen to ~90 us: at 10 the extra fetches now
-        # cost 5-10% more CPU at half load, and an event's median latency is 10 ms less.
-        10,
+        # 20 until the worker's CPU per event had fallen to ~90 us (then 10: 5-10% more CPU at
+        # half load, the median latency 10 ms less), 10 until the consumer ran on the event loop
+        # (then 5: ~11% more of the loop's CPU at the same load and drains up to 7% slower, the
+        # p50 6-10 ms less and the p99 lower at both load levels; bench/PROFILE.md, session 16).
+        5,
         "Longest, in ms, the broker holds a fetch that has less than PROCESSOR_FETCH_MIN_BYTES "
         "(Kafka's fetch.max.wait.ms).",
     )

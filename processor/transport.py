@@ -20,7 +20,7 @@ prefetch backoff (100 ms) it sends a request for the remaining partitions anyway
 all quiet (the re-key and contacts topics, usually), the broker holds the request for the whole
 wait, and the busy partitions cannot be fetched until it returns: events sat up to 1.5 s before
 the agent saw them (bench/PROFILE.md). With the wait bounded, such a request comes back within
-``PROCESSOR_FETCH_MAX_WAIT_MS`` (10 ms by default).
+``PROCESSOR_FETCH_MAX_WAIT_MS`` (5 ms by default).
 
 Fetch size. With aiokafka's ``fetch_min_bytes=1`` the broker answers a fetch as soon as one
 record is there, so under a steady load every fetch carried a handful of events and the
@@ -31,7 +31,9 @@ there or the wait is up, so a fetch carries up to the wait's events: with 20 ms,
 the p99 at 1,800 events/s fell from ~350 ms to ~110 ms. A backlog fills it at once, so draining
 is not slowed. Once the worker's CPU per event had fallen to a third of that, a 10 ms wait cost
 5-10% more CPU at half load and took ~10 ms off the median latency (bench/PROFILE.md, session
-12). Both are settings (:mod:`processor.settings`): an operator with CPU to spare may trade some
+12); with the consumer on the loop, 5 ms cost ~11% more of the loop's CPU at the same load and
+took 6-10 ms off the median, and lowered the p99 at both load levels (session 16). Both are
+settings (:mod:`processor.settings`): an operator with CPU to spare may trade some
 of it for latency.
 
 Per-message wait. Faust's consumer hands every message to its streams through

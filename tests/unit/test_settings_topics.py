@@ -51,7 +51,7 @@ def test_defaults() -> None:
     assert settings.max_event_bytes == 1_048_576
     assert settings.max_depth == 32
     assert settings.create_topics is True
-    assert (settings.fetch_max_wait_ms, settings.fetch_min_bytes) == (10, 65_536)
+    assert (settings.fetch_max_wait_ms, settings.fetch_min_bytes) == (5, 65_536)
     assert settings.consumer_thread is False
     assert settings.topic_env == {}
 

@@ -46,7 +46,7 @@ async def test_the_worker_consumer_is_built_with_the_bounded_and_batched_fetch(a
     try:
         assert isinstance(thread, transport.ConsumerThread)
         # The defaults (processor.settings), not Faust's 1500 ms and aiokafka's 1 byte.
-        assert consumer._fetch_max_wait_ms == 10
+        assert consumer._fetch_max_wait_ms == 5
         assert consumer._fetch_min_bytes == 65_536
     finally:
         await consumer.stop()
