@@ -5,7 +5,7 @@ says whether a run shared its host, and busy whether the two cores were full.
 
 And the worker's CPU by thread group: its event loop is one Python thread, so a loop near one
 core is a worker that cannot go faster, whatever the machine has left; RocksDB's flushes and
-compactions and aiokafka's consumer thread run beside it.
+compactions run beside it (and aiokafka's consumer thread, when the worker runs one).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def share(
 
 #: The worker's threads, grouped: its event loop (the process's main thread: the agents, Redis,
 #: the producer's calls), RocksDB's background threads (RocksDB names them "rocksdb:..."), and
-#: the rest (aiokafka's consumer thread under Faust, executors).
+#: the rest (aiokafka's consumer thread with PROCESSOR_CONSUMER_THREAD=true, executors).
 THREAD_GROUPS = ("loop", "rocksdb", "other")
 
 

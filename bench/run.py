@@ -92,8 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--latency-compression",
         choices=("lz4", "zstd", "gzip", "snappy", "none"),
         default="lz4",
-        help="compression of the latency levels' producer; each compressed record batch costs "
-        "the worker's consumer thread a wait for the GIL (bench/PROFILE.md, session 10)",
+        help="compression of the latency levels' producer; the worker's consumer decompresses "
+        "each record batch (bench/PROFILE.md, sessions 10 and 16)",
     )
     parser.add_argument(
         "--latency-linger-ms",
