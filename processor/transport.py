@@ -4,14 +4,14 @@ buffer's size).
 
 The consumer on the loop. Faust runs aiokafka's consumer in a thread of its own, with its own
 event loop, and every fetch crosses to the worker's loop through a queue and a future. Both
-threads run Python, so they pass the GIL between them: under a steady load the worker's loop
-blocked some 370 times a second (against 50-140 without the thread), each time to be woken and
-wait for a core again, and the thread took 0.1 cores beside it. :class:`InLoopConsumer` runs the
-same consumer on the worker's loop. In three alternated pairs at the same load it cut the p99
-latency at 6,720 events/s by half or more, and drained as fast or up to a quarter faster
-(bench/PROFILE.md, session 16). What the thread is for in Faust, heartbeats sent while the loop
-is blocked, this worker does not need: its loop gives way at every batch.
-``PROCESSOR_CONSUMER_THREAD`` brings the thread back.
+threads run Python, so they pass the GIL between them: under a steady load (and 10 ms fetches)
+the worker's loop blocked some 370 times a second against 50-140 without the thread, each time
+to be woken and wait for a core again, and the thread took 0.1 cores beside it.
+:class:`InLoopConsumer` runs the same consumer on the worker's loop. In three alternated pairs
+at the same load it cut the p99 latency at 6,720 events/s by half or more, and drained as fast
+or up to a quarter faster (bench/PROFILE.md, session 16). What the thread is for in Faust,
+heartbeats sent while the loop is blocked, this worker does not need: its loop gives way at
+every batch. ``PROCESSOR_CONSUMER_THREAD`` brings the thread back.
 
 Fetch wait. Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting to
 change it. aiokafka keeps one fetch request in flight per broker, and leaves out of it every
