@@ -131,14 +131,16 @@ class InLoopConsumer(ConsumerThread):
     def __init__(self, consumer: Any, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
         super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
 
+    # mode's ServiceThread starts a thread (start, maybe_start), sets the stopped flag through
+    # the thread's loop, and leaves stopping the children, futures and exit stacks to the thread
+    # as it ends (the three _stop_* hooks do nothing). Here each is a plain service's. Its stop
+    # needs nothing of ours: it only adds stopping a thread, which is never started here.
+
     async def start(self) -> None:
         await Service.start(self)
 
     async def maybe_start(self) -> bool:
         return await Service.maybe_start(self)
-
-    async def stop(self) -> None:
-        await Service.stop(self)
 
     async def on_stop(self) -> None:
         # What the thread runs as it ends: the method queue (if any) and then aiokafka stopped.
@@ -146,9 +148,6 @@ class InLoopConsumer(ConsumerThread):
 
     def _stopped_set(self) -> None:
         Service._stopped_set(self)
-
-    def set_shutdown(self) -> None:
-        Service.set_shutdown(self)
 
     async def _stop_children(self) -> None:
         await Service._stop_children(self)

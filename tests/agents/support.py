@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from processor import transport
 from processor.app import Processor, create_app
 from processor.settings import Settings, Store
 
@@ -19,7 +18,7 @@ def close_unstarted_consumer(app: Any) -> None:
     close it pytest reports as an error at exit (now and then). The consumer on the worker's
     loop (the default, processor.transport.InLoopConsumer) has no loop of its own to close."""
     consumer = app._consumer
-    if consumer is not None and not isinstance(consumer._thread, transport.InLoopConsumer):
+    if consumer is not None and consumer._thread.thread_loop is not consumer._thread.parent_loop:
         consumer._thread.thread_loop.close()
 
 
