@@ -1,6 +1,6 @@
-"""Faust's Kafka transport, with the consumer on the worker's event loop, its fetches bounded in
-time and batched, and its per-message costs cut (the hand-over to the streams, the producer
-buffer's size).
+"""Faust's Kafka transport, with the consumer's fetches bounded in time and batched, its
+per-message costs cut (the hand-over to the streams, the producer buffer's size), and, as an
+experiment, the consumer on the worker's event loop.
 
 The consumer on the loop. Faust runs aiokafka's consumer in a thread of its own, with its own
 event loop, and every fetch crosses to the worker's loop through a queue and a future. Both
@@ -11,7 +11,10 @@ to be woken and wait for a core again, and the thread took 0.1 cores beside it.
 at the same load it cut the p99 latency at 6,720 events/s by half or more, and drained as fast
 or up to a quarter faster (bench/PROFILE.md, session 16). What the thread is for in Faust,
 heartbeats sent while the loop is blocked, this worker does not need: its loop gives way at
-every batch. ``PROCESSOR_CONSUMER_THREAD`` brings the thread back.
+every batch. It is not the default (``PROCESSOR_CONSUMER_THREAD=false`` selects it): in one run
+of the test of a worker joining in the middle of a backlog, the other worker dead-lettered a
+delivery as ``unknown_order`` after the rebalance, its order's creation not yet applied, and
+that race has not been found yet (tests/integration/test_resilience.py).
 
 Fetch wait. Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting to
 change it. aiokafka keeps one fetch request in flight per broker, and leaves out of it every
@@ -20,7 +23,7 @@ prefetch backoff (100 ms) it sends a request for the remaining partitions anyway
 all quiet (the re-key and contacts topics, usually), the broker holds the request for the whole
 wait, and the busy partitions cannot be fetched until it returns: events sat up to 1.5 s before
 the agent saw them (bench/PROFILE.md). With the wait bounded, such a request comes back within
-``PROCESSOR_FETCH_MAX_WAIT_MS`` (5 ms by default).
+``PROCESSOR_FETCH_MAX_WAIT_MS`` (10 ms by default).
 
 Fetch size. With aiokafka's ``fetch_min_bytes=1`` the broker answers a fetch as soon as one
 record is there, so under a steady load every fetch carried a handful of events and the
@@ -31,7 +34,7 @@ there or the wait is up, so a fetch carries up to the wait's events: with 20 ms,
 the p99 at 1,800 events/s fell from ~350 ms to ~110 ms. A backlog fills it at once, so draining
 is not slowed. Once the worker's CPU per event had fallen to a third of that, a 10 ms wait cost
 5-10% more CPU at half load and took ~10 ms off the median latency (bench/PROFILE.md, session
-12); with the consumer on the loop, 5 ms cost ~11% more of the loop's CPU at the same load and
+12); with the consumer on the loop, 5 ms cost ~11% more of the loop's CPU at the same load,
 took 6-10 ms off the median, and lowered the p99 at both load levels (session 16). Both are
 settings (:mod:`processor.settings`): an operator with CPU to spare may trade some
 of it for latency.

@@ -46,7 +46,7 @@ async def test_the_worker_consumer_is_built_with_the_bounded_and_batched_fetch(a
     try:
         assert isinstance(thread, transport.ConsumerThread)
         # The defaults (processor.settings), not Faust's 1500 ms and aiokafka's 1 byte.
-        assert consumer._fetch_max_wait_ms == 5
+        assert consumer._fetch_max_wait_ms == 10
         assert consumer._fetch_min_bytes == 65_536
     finally:
         await consumer.stop()
@@ -62,27 +62,27 @@ async def test_the_fetch_settings_reach_the_worker_consumer(tmp_path: Path) -> N
             await consumer.stop()
 
 
-async def test_the_consumer_runs_on_the_workers_loop_by_default(app: Any) -> None:
-    consumer = app.consumer._thread
-    assert isinstance(consumer, transport.InLoopConsumer)
-    assert consumer.thread_loop is asyncio.get_running_loop()
-    ran_on: list[tuple[int, asyncio.AbstractEventLoop]] = []
-
-    async def fetch(answer: int) -> int:
-        ran_on.append((threading.get_ident(), asyncio.get_running_loop()))
-        return answer
-
-    # Faust's consumer hands every call to aiokafka (fetch, commit, seek) through call_thread.
-    assert await consumer.call_thread(fetch, 42) == 42
-    assert ran_on == [(threading.get_ident(), asyncio.get_running_loop())]
-
-
-async def test_the_consumer_thread_comes_back_with_its_setting(tmp_path: Path) -> None:
-    with offline_processor(tmp_path, consumer_thread=True) as processor:
+async def test_the_consumer_runs_on_the_workers_loop_with_its_setting(tmp_path: Path) -> None:
+    with offline_processor(tmp_path, consumer_thread=False) as processor:
         consumer = processor.app.consumer._thread
-        assert isinstance(consumer, transport.ConsumerThread)
-        assert not isinstance(consumer, transport.InLoopConsumer)
-        assert consumer.thread_loop is not asyncio.get_running_loop()
+        assert isinstance(consumer, transport.InLoopConsumer)
+        assert consumer.thread_loop is asyncio.get_running_loop()
+        ran_on: list[tuple[int, asyncio.AbstractEventLoop]] = []
+
+        async def fetch(answer: int) -> int:
+            ran_on.append((threading.get_ident(), asyncio.get_running_loop()))
+            return answer
+
+        # Faust's consumer hands every call to aiokafka (fetch, commit, seek) through call_thread.
+        assert await consumer.call_thread(fetch, 42) == 42
+        assert ran_on == [(threading.get_ident(), asyncio.get_running_loop())]
+
+
+async def test_the_consumer_runs_in_a_thread_by_default(app: Any) -> None:
+    consumer = app.consumer._thread
+    assert isinstance(consumer, transport.ConsumerThread)
+    assert not isinstance(consumer, transport.InLoopConsumer)
+    assert consumer.thread_loop is not asyncio.get_running_loop()
 
 
 async def test_a_callback_that_need_not_wait_runs_at_once_without_tasks(
