@@ -98,7 +98,7 @@ def share(
 
 #: The worker's threads, grouped: its event loop (the process's main thread: the agents, Redis,
 #: the producer's calls), RocksDB's background threads (RocksDB names them "rocksdb:..."), and
-#: the rest (aiokafka's consumer thread, unless PROCESSOR_CONSUMER_THREAD=false; executors).
+#: the rest (aiokafka's consumer thread with PROCESSOR_CONSUMER_THREAD=true, executors).
 THREAD_GROUPS = ("loop", "rocksdb", "other")
 
 

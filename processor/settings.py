@@ -131,18 +131,18 @@ class Settings:
         "PROCESSOR_BATCH_WAIT_MS",
         # Counted from the batch's first event, and a bound only: a batch is given as soon as
         # a turn of the event loop brings no more events (processor.streams), since the
-        # consumer's fetches already gather up to 10 ms of events (processor.transport).
+        # consumer's fetches already gather up to 5 ms of events (processor.transport).
         5,
         "Longest, in ms, that a batch goes on taking events the consumer is still handing "
         "over, counted from its first; a batch never waits for the next fetch.",
     )
     fetch_max_wait_ms: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_FETCH_MAX_WAIT_MS",
-        # 20 until the worker's CPU per event had fallen to ~90 us: at 10 the extra fetches
-        # cost 5-10% more CPU at half load, and an event's median latency is 10 ms less. With
-        # the consumer on the loop (PROCESSOR_CONSUMER_THREAD=false) 5 paid (bench/PROFILE.md,
-        # session 16); with the thread it was not measured.
-        10,
+        # 20 until the worker's CPU per event had fallen to ~90 us (then 10: 5-10% more CPU at
+        # half load, the median latency 10 ms less), 10 until the consumer ran on the event loop
+        # (then 5: ~11% more of the loop's CPU at the same load and drains up to 7% slower, the
+        # p50 6-10 ms less and the p99 lower at both load levels; bench/PROFILE.md, session 16).
+        5,
         "Longest, in ms, the broker holds a fetch that has less than PROCESSOR_FETCH_MIN_BYTES "
         "(Kafka's fetch.max.wait.ms).",
     )
@@ -164,13 +164,12 @@ class Settings:
     )
     consumer_thread: bool = _setting(  # type: ignore[assignment]
         "PROCESSOR_CONSUMER_THREAD",
-        # On: on the loop, fetching costs the worker less than a thread's hand-overs and the
-        # GIL passed between the two threads (bench/PROFILE.md, session 16), but a worker
-        # joining mid-backlog once made the other apply an event before its order's creation
-        # (tests/integration/test_resilience.py), a race not yet found.
-        True,
-        "Run the Kafka consumer in a thread of its own, as Faust does; false runs it on the "
-        "worker's event loop: less CPU and latency, but experimental (a rebalance race).",
+        # Off: on the loop, fetching costs the worker less than a thread's hand-overs and the
+        # GIL passed between the two threads (bench/PROFILE.md, session 16).
+        False,
+        "Run the Kafka consumer in a thread of its own, as Faust does, instead of on the "
+        "worker's event loop: heartbeats then go on while the loop is blocked, at a cost in "
+        "CPU and latency.",
     )
     contact_cache_size: int = _setting(  # type: ignore[assignment]
         "PROCESSOR_CONTACT_CACHE_SIZE",

@@ -16,7 +16,7 @@ their events one by one as it takes single ones, carrying what is past its size 
 A batch takes what has arrived and goes on while the consumer is still handing its fetch over
 (a chunk per partition, all in one turn of the event loop; or, to a stream that takes them one at
 a time, up to 100 messages between its turns), up to ``within`` after the first event. It never
-waits for the next fetch: under a steady load a fetch carries up to 10 ms of events
+waits for the next fetch: under a steady load a fetch carries up to 5 ms of events
 (:mod:`processor.transport`), and waiting out a fixed window after the last of them added that
 window to every event (bench/PROFILE.md, session 5).
 

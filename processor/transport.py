@@ -1,6 +1,6 @@
-"""Faust's Kafka transport, with the consumer's fetches bounded in time and batched, its
-per-message costs cut (the hand-over to the streams, the producer buffer's size), and, as an
-experiment, the consumer on the worker's event loop.
+"""Faust's Kafka transport, with the consumer on the worker's event loop, its fetches bounded in
+time and batched, and its per-message costs cut (the hand-over to the streams, the producer
+buffer's size).
 
 The consumer on the loop. Faust runs aiokafka's consumer in a thread of its own, with its own
 event loop, and every fetch crosses to the worker's loop through a queue and a future. Both
@@ -11,10 +11,7 @@ to be woken and wait for a core again, and the thread took 0.1 cores beside it.
 at the same load it cut the p99 latency at 6,720 events/s by half or more, and drained as fast
 or up to a quarter faster (bench/PROFILE.md, session 16). What the thread is for in Faust,
 heartbeats sent while the loop is blocked, this worker does not need: its loop gives way at
-every batch. It is not the default (``PROCESSOR_CONSUMER_THREAD=false`` selects it): in one run
-of the test of a worker joining in the middle of a backlog, the other worker dead-lettered a
-delivery as ``unknown_order`` after the rebalance, its order's creation not yet applied, and
-that race has not been found yet (tests/integration/test_resilience.py).
+every batch. ``PROCESSOR_CONSUMER_THREAD`` brings the thread back.
 
 Fetch wait. Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting to
 change it. aiokafka keeps one fetch request in flight per broker, and leaves out of it every
@@ -23,7 +20,7 @@ prefetch backoff (100 ms) it sends a request for the remaining partitions anyway
 all quiet (the re-key and contacts topics, usually), the broker holds the request for the whole
 wait, and the busy partitions cannot be fetched until it returns: events sat up to 1.5 s before
 the agent saw them (bench/PROFILE.md). With the wait bounded, such a request comes back within
-``PROCESSOR_FETCH_MAX_WAIT_MS`` (10 ms by default).
+``PROCESSOR_FETCH_MAX_WAIT_MS`` (5 ms by default).
 
 Fetch size. With aiokafka's ``fetch_min_bytes=1`` the broker answers a fetch as soon as one
 record is there, so under a steady load every fetch carried a handful of events and the
@@ -34,7 +31,7 @@ there or the wait is up, so a fetch carries up to the wait's events: with 20 ms,
 the p99 at 1,800 events/s fell from ~350 ms to ~110 ms. A backlog fills it at once, so draining
 is not slowed. Once the worker's CPU per event had fallen to a third of that, a 10 ms wait cost
 5-10% more CPU at half load and took ~10 ms off the median latency (bench/PROFILE.md, session
-12); with the consumer on the loop, 5 ms cost ~11% more of the loop's CPU at the same load,
+12); with the consumer on the loop, 5 ms cost ~11% more of the loop's CPU at the same load and
 took 6-10 ms off the median, and lowered the p99 at both load levels (session 16). Both are
 settings (:mod:`processor.settings`): an operator with CPU to spare may trade some
 of it for latency.
@@ -60,6 +57,8 @@ handed over only if nothing has moved the partition's reading since it was fetch
 or the seek to the committed offsets that ends Faust's recovery): its records are read again from
 there, and handing the old ones over would move the read offset past the new copies, which would
 then be dropped as read (tests/integration/test_resilience.py, a worker joining mid-backlog).
+Fetches and seeks take turns, so that a seek is never half done under a hand-over
+(:meth:`Consumer._deliver_fetch`).
 """
 
 from __future__ import annotations
@@ -169,10 +168,24 @@ class InLoopConsumer(ConsumerThread):
 
 
 class Consumer(driver.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Held while a fetch is made and handed over, and while a seek moves where reading
+        # resumes; see _deliver_fetch.
+        self._reading = asyncio.Lock()
+
     def _new_consumer_thread(self) -> ConsumerThread:
         if cast(Any, self.app).consumer_thread:  # processor.app.App
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
         return InLoopConsumer(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        async with self._reading:
+            await super().perform_seek()
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        async with self._reading:
+            await super().seek(partition, offset)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         # Faust's loop (faust.transport.consumer.Consumer._drain_messages), with each fetch
@@ -201,24 +214,46 @@ class Consumer(driver.Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _deliver_fetch(self) -> None:
-        """One fetch (Faust's ``getmany``): the records of chunk-taking channels handed over a
-        fetched partition at a time, the others one message at a time."""
+        """One fetch (Faust's ``getmany``), made and handed over while no seek runs.
+
+        Faust's seek to the committed offsets (:meth:`perform_seek`, at the end of every
+        recovery) moves aiokafka's position partition by partition, with a request to the broker
+        before each, and sets the read offsets of them all once it is done. A fetch handed over
+        in between was read from the new position, yet the read offset it moved is then set back:
+        the next fetch, past it, counted the offsets in between as a gap (acked without being
+        handed over), and a chunk dropped in that window was never read again
+        (tests/integration/test_resilience.py, a worker joining mid-backlog). With the consumer in
+        Faust's thread the window is there too, only narrower. So the two take turns.
+        """
         # Before the fetch, as in Faust's loop (its getmany is a generator, started after this):
         # a seek or rebalance pending on the loop goes first, so what is fetched is read after it.
         await self.sleep(0)
         if self.should_stop:
             return
-        records, active = await self._wait_next_records(1.0)
-        generation = self.app.consumer_generation_id
-        if records is None or self.should_stop:
-            return
         if not self.flow_active:
-            self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
-            try:
-                await self.perform_seek()
-            except Exception as exc:  # noqa: BLE001 - logged and carried on, as Faust's getmany
-                self.log.warning(f"exception performing seek when flow not active {exc}")
+            # Outside the lock: what resumes the flow (a recovery) may seek before it does. An
+            # asyncio.Event, which mode's wait takes though its types say otherwise (as Faust's).
+            await self.wait(self.can_resume_flow)  # type: ignore[arg-type]
             return
+        async with self._reading:
+            if not self.flow_active or self.should_stop:
+                return
+            records, active = await self._wait_next_records(1.0)
+            if records is None or self.should_stop:
+                return
+            if self.flow_active:
+                await self._deliver_records(records, active)
+                return
+        self.log.dev("getmany called while flow not active. Seek back to committed offsets.")
+        try:
+            await self.perform_seek()
+        except Exception as exc:  # noqa: BLE001 - logged and carried on, as Faust's getmany
+            self.log.warning(f"exception performing seek when flow not active {exc}")
+
+    async def _deliver_records(self, records: Any, active: set[Any] | None) -> None:
+        """The records of chunk-taking channels handed over a fetched partition at a time, the
+        others one message at a time."""
+        generation = self.app.consumer_generation_id
         tp_index = cast(Any, self.app.topics)._tp_index  # the conductor's channels by partition
         one_by_one: dict[Any, list[Any]] = {}
         for tp, tp_records in records.items():

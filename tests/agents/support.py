@@ -16,7 +16,7 @@ def close_unstarted_consumer(app: Any) -> None:
     """Faust's consumer thread makes its event loop when it is created, not when it starts.
     Here it never starts, so that loop would be left to the garbage collector, whose attempt to
     close it pytest reports as an error at exit (now and then). The consumer on the worker's
-    loop (processor.transport.InLoopConsumer) has no loop of its own to close."""
+    loop (the default, processor.transport.InLoopConsumer) has no loop of its own to close."""
     consumer = app._consumer
     if consumer is not None and consumer._thread.thread_loop is not consumer._thread.parent_loop:
         consumer._thread.thread_loop.close()

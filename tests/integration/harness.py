@@ -178,10 +178,15 @@ def produce(
 ) -> None:
     p = producer(bootstrap, compression)
     for key, value in records:
-        if partition is None:
-            p.produce(topic, key=key, value=value)
-        else:
-            p.produce(topic, key=key, value=value, partition=partition)
+        while True:
+            try:
+                if partition is None:
+                    p.produce(topic, key=key, value=value)
+                else:
+                    p.produce(topic, key=key, value=value, partition=partition)
+                break
+            except BufferError:
+                p.poll(0.1)  # the local queue is full (100,000 records): let some go first
     assert p.flush(30) == 0
 
 

@@ -51,8 +51,8 @@ def test_defaults() -> None:
     assert settings.max_event_bytes == 1_048_576
     assert settings.max_depth == 32
     assert settings.create_topics is True
-    assert (settings.fetch_max_wait_ms, settings.fetch_min_bytes) == (10, 65_536)
-    assert settings.consumer_thread is True
+    assert (settings.fetch_max_wait_ms, settings.fetch_min_bytes) == (5, 65_536)
+    assert settings.consumer_thread is False
     assert settings.topic_env == {}
 
 
@@ -87,7 +87,7 @@ def test_default_partitions_come_from_the_contract() -> None:
         ("PROCESSOR_FETCH_MAX_WAIT_MS", "fetch_max_wait_ms", 0),
         ("PROCESSOR_FETCH_MIN_BYTES", "fetch_min_bytes", 1),
         ("PROCESSOR_PRODUCER_LINGER_MS", "producer_linger_ms", 0),
-        ("PROCESSOR_CONSUMER_THREAD", "consumer_thread", False),
+        ("PROCESSOR_CONSUMER_THREAD", "consumer_thread", True),
     ],
 )
 def test_each_setting_is_read_from_its_variable(env: str, attr: str, expected: Any) -> None:

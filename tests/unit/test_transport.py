@@ -46,7 +46,7 @@ async def test_the_worker_consumer_is_built_with_the_bounded_and_batched_fetch(a
     try:
         assert isinstance(thread, transport.ConsumerThread)
         # The defaults (processor.settings), not Faust's 1500 ms and aiokafka's 1 byte.
-        assert consumer._fetch_max_wait_ms == 10
+        assert consumer._fetch_max_wait_ms == 5
         assert consumer._fetch_min_bytes == 65_536
     finally:
         await consumer.stop()
@@ -62,27 +62,27 @@ async def test_the_fetch_settings_reach_the_worker_consumer(tmp_path: Path) -> N
             await consumer.stop()
 
 
-async def test_the_consumer_runs_on_the_workers_loop_with_its_setting(tmp_path: Path) -> None:
-    with offline_processor(tmp_path, consumer_thread=False) as processor:
-        consumer = processor.app.consumer._thread
-        assert isinstance(consumer, transport.InLoopConsumer)
-        assert consumer.thread_loop is asyncio.get_running_loop()
-        ran_on: list[tuple[int, asyncio.AbstractEventLoop]] = []
-
-        async def fetch(answer: int) -> int:
-            ran_on.append((threading.get_ident(), asyncio.get_running_loop()))
-            return answer
-
-        # Faust's consumer hands every call to aiokafka (fetch, commit, seek) through call_thread.
-        assert await consumer.call_thread(fetch, 42) == 42
-        assert ran_on == [(threading.get_ident(), asyncio.get_running_loop())]
-
-
-async def test_the_consumer_runs_in_a_thread_by_default(app: Any) -> None:
+async def test_the_consumer_runs_on_the_workers_loop_by_default(app: Any) -> None:
     consumer = app.consumer._thread
-    assert isinstance(consumer, transport.ConsumerThread)
-    assert not isinstance(consumer, transport.InLoopConsumer)
-    assert consumer.thread_loop is not asyncio.get_running_loop()
+    assert isinstance(consumer, transport.InLoopConsumer)
+    assert consumer.thread_loop is asyncio.get_running_loop()
+    ran_on: list[tuple[int, asyncio.AbstractEventLoop]] = []
+
+    async def fetch(answer: int) -> int:
+        ran_on.append((threading.get_ident(), asyncio.get_running_loop()))
+        return answer
+
+    # Faust's consumer hands every call to aiokafka (fetch, commit, seek) through call_thread.
+    assert await consumer.call_thread(fetch, 42) == 42
+    assert ran_on == [(threading.get_ident(), asyncio.get_running_loop())]
+
+
+async def test_the_consumer_thread_comes_back_with_its_setting(tmp_path: Path) -> None:
+    with offline_processor(tmp_path, consumer_thread=True) as processor:
+        consumer = processor.app.consumer._thread
+        assert isinstance(consumer, transport.ConsumerThread)
+        assert not isinstance(consumer, transport.InLoopConsumer)
+        assert consumer.thread_loop is not asyncio.get_running_loop()
 
 
 async def test_a_callback_that_need_not_wait_runs_at_once_without_tasks(
@@ -431,3 +431,98 @@ async def test_a_seek_while_a_message_is_handed_over_ends_that_fetch(
 
     assert delivered == [b"c5"]
     assert consumer._read_offset[tp] == 2
+
+
+def read_in_chunks(app: Any, monkeypatch: pytest.MonkeyPatch, tp: TP, inbox: ChunkInbox) -> None:
+    """The partition is read by one channel that takes chunks, through ``inbox``."""
+
+    class Channel:
+        chunk_inbox = inbox
+
+    monkeypatch.setitem(app.topics._tp_index, tp, {Channel()})
+
+
+async def test_a_fetch_waits_until_a_seek_has_set_where_reading_resumes(
+    app: Any, consumer: transport.Consumer, inbox: ChunkInbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Faust's seek to the committed offsets moves aiokafka's position partition by partition,
+    # with a request to the broker before each, and sets the read offsets once it is done. A
+    # fetch handed over in between had its read offset set back under it, and the next fetch
+    # counted the offsets in between as a gap: acked, though never handed over that time.
+    app.flow_control.resume()
+    tp = TP("events", 0)
+    read_in_chunks(app, monkeypatch, tp, inbox)
+    seek_answered = asyncio.Event()
+    fetched_after: list[int | None] = []
+
+    async def seek_to_committed() -> dict[TP, int]:
+        await seek_answered.wait()
+        return {tp: 50}
+
+    async def wait_next_records(timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109 - Faust's
+        fetched_after.append(consumer._read_offset[tp])
+        return {tp: [record(50, b"a"), record(51, b"b")]}, None
+
+    monkeypatch.setattr(consumer, "seek_to_committed", seek_to_committed)
+    monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 52)
+    monkeypatch.setattr(consumer, "flow_active", True)
+
+    seeking = asyncio.ensure_future(consumer.perform_seek())
+    await asyncio.sleep(0)
+    delivering = asyncio.ensure_future(consumer._deliver_fetch())
+    await asyncio.sleep(0.05)
+    assert fetched_after == []  # no fetch while the seek is under way
+    seek_answered.set()
+    await asyncio.wait_for(asyncio.gather(seeking, delivering), 5)
+
+    assert fetched_after == [50]
+    assert [event.message.offset for event in inbox.queue.get_nowait()] == [50, 51]
+    assert consumer._read_offset[tp] == 51
+
+
+@pytest.mark.parametrize("seek", ["to the committed offsets", "of one partition"])
+async def test_a_seek_waits_until_the_fetch_in_hand_is_handed_over(
+    app: Any,
+    consumer: transport.Consumer,
+    inbox: ChunkInbox,
+    monkeypatch: pytest.MonkeyPatch,
+    seek: str,
+) -> None:
+    app.flow_control.resume()
+    tp = TP("events", 0)
+    read_in_chunks(app, monkeypatch, tp, inbox)
+    fetching, records_came = asyncio.Event(), asyncio.Event()
+    sought_after: list[int | None] = []
+
+    async def wait_next_records(timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109 - Faust's
+        fetching.set()
+        await records_came.wait()
+        return {tp: [record(50, b"a"), record(51, b"b")]}, None
+
+    async def seek_to_committed() -> dict[TP, int]:
+        sought_after.append(consumer._read_offset[tp])
+        return {tp: 40}
+
+    async def seek_partition(partition: TP, offset: int) -> None:
+        sought_after.append(consumer._read_offset[tp])
+
+    monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
+    monkeypatch.setattr(consumer, "seek_to_committed", seek_to_committed)
+    monkeypatch.setattr(consumer, "_seek", seek_partition)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 52)
+    monkeypatch.setattr(consumer, "flow_active", True)
+
+    delivering = asyncio.ensure_future(consumer._deliver_fetch())
+    await asyncio.wait_for(fetching.wait(), 5)
+    if seek == "to the committed offsets":
+        seeking = asyncio.ensure_future(consumer.perform_seek())
+    else:
+        seeking = asyncio.ensure_future(consumer.seek(tp, 40))
+    await asyncio.sleep(0.05)
+    assert sought_after == []  # no seek while a fetch is in hand
+    records_came.set()
+    await asyncio.wait_for(asyncio.gather(delivering, seeking), 5)
+
+    assert sought_after == [51]  # the fetch was handed over first
+    assert consumer._read_offset[tp] == 40  # and reading resumes where the seek put it
