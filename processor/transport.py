@@ -187,6 +187,11 @@ class Consumer(driver.Consumer):
         async with self._reading:
             await super().seek(partition, offset)
 
+    async def seek_wait(self, partitions: Any) -> None:
+        # The recovery's seek of the changelog partitions to the table's own offsets.
+        async with self._reading:
+            await super().seek_wait(partitions)
+
     async def _drain_messages(self, fetcher: Any) -> None:
         # Faust's loop (faust.transport.consumer.Consumer._drain_messages), with each fetch
         # delivered by _deliver_fetch.

@@ -481,7 +481,7 @@ async def test_a_fetch_waits_until_a_seek_has_set_where_reading_resumes(
     assert consumer._read_offset[tp] == 51
 
 
-@pytest.mark.parametrize("seek", ["to the committed offsets", "of one partition"])
+@pytest.mark.parametrize("seek", ["to the committed offsets", "of one partition", "of several"])
 async def test_a_seek_waits_until_the_fetch_in_hand_is_handed_over(
     app: Any,
     consumer: transport.Consumer,
@@ -507,9 +507,15 @@ async def test_a_seek_waits_until_the_fetch_in_hand_is_handed_over(
     async def seek_partition(partition: TP, offset: int) -> None:
         sought_after.append(consumer._read_offset[tp])
 
+    async def seek_partitions(partitions: dict[TP, int]) -> None:
+        # Faust's aiokafka thread seeks each and sets its read offset, then waits for positions.
+        sought_after.append(consumer._read_offset[tp])
+        consumer._read_offset.update(partitions)
+
     monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
     monkeypatch.setattr(consumer, "seek_to_committed", seek_to_committed)
     monkeypatch.setattr(consumer, "_seek", seek_partition)
+    monkeypatch.setattr(consumer._thread, "seek_wait", seek_partitions)
     monkeypatch.setattr(consumer, "highwater", lambda tp: 52)
     monkeypatch.setattr(consumer, "flow_active", True)
 
@@ -517,8 +523,10 @@ async def test_a_seek_waits_until_the_fetch_in_hand_is_handed_over(
     await asyncio.wait_for(fetching.wait(), 5)
     if seek == "to the committed offsets":
         seeking = asyncio.ensure_future(consumer.perform_seek())
-    else:
+    elif seek == "of one partition":
         seeking = asyncio.ensure_future(consumer.seek(tp, 40))
+    else:
+        seeking = asyncio.ensure_future(consumer.seek_wait({tp: 40}))
     await asyncio.sleep(0.05)
     assert sought_after == []  # no seek while a fetch is in hand
     records_came.set()
