@@ -52,13 +52,15 @@ takes it out again on its own. For a channel whose reader takes a batch at a tim
 of each fetched partition as one :class:`~processor.streams.Chunk`, with the same checks (read
 offsets, offset gaps, the consumer generation, flow control, the commit trigger) made once per
 chunk where Faust makes them per message. Every other channel (the contacts agent's, the
-tables' changelogs) gets its messages one at a time, exactly as from Faust's loop. A chunk is
-handed over only if nothing has moved the partition's reading since it was fetched (a rebalance,
-or the seek to the committed offsets that ends Faust's recovery): its records are read again from
-there, and handing the old ones over would move the read offset past the new copies, which would
-then be dropped as read (tests/integration/test_resilience.py, a worker joining mid-backlog).
-Fetches and seeks take turns, so that a seek is never half done under a hand-over
-(:meth:`Consumer._deliver_fetch`).
+tables' changelogs) gets its messages one at a time, exactly as from Faust's loop.
+
+Fetches and seeks take turns (:meth:`Consumer._deliver_fetch`): a seek moves where reading resumes
+(the seek to the committed offsets that ends Faust's recovery, among others), and the records of
+a fetch made before it are read again from there; handed over after it, they would move the read
+offset past the new copies, which would then be dropped as read, and a hand-over in the middle of
+it would have its read offset set back under it (tests/integration/test_resilience.py, a worker
+joining mid-backlog). A chunk is still handed over only if nothing has moved the partition's
+reading while it waited, a backstop for whatever moves it without taking turns.
 """
 
 from __future__ import annotations
@@ -310,11 +312,11 @@ class Consumer(driver.Consumer):
             if not await self._room(inbox, len(chunk), generation) or (
                 read_offset[tp] != fetched_after
             ):
-                # A rebalance or a seek came first (Faust's recovery seeks to the committed
-                # offsets within a generation): the seek has set where reading resumes. These
-                # records are read again from there; handing them over now, or moving the read
-                # offset past them, would drop those copies as already read, and with them the
-                # commits of everything after.
+                # A rebalance came first, or the reading was moved meanwhile (seeks wait for
+                # this hand-over, so only something that does not take turns): these records
+                # are read again from where it resumes; handing them over now, or moving the
+                # read offset past them, would drop those copies as already read, and with them
+                # the commits of everything after.
                 return
             inbox.put(chunk)
         read_offset[tp] = r_offset
@@ -372,8 +374,8 @@ class Consumer(driver.Consumer):
                 await self._commit_if_due()
                 await self.wait_first(callback(message), self.suspend_flow.wait())
                 if self.app.consumer_generation_id != generation or read_offset[tp] != r_offset:
-                    # A rebalance or a seek meanwhile, as in _hand_over: the rest is read again
-                    # from where the seek put the reading (Faust's loop sets the offset anyway).
+                    # A rebalance or the reading moved meanwhile, as in _hand_over: the rest is read
+                    # again from where it resumes (Faust's loop sets the offset anyway).
                     return
                 read_offset[tp] = offset
 

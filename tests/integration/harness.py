@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -177,13 +178,13 @@ def produce(
     compression: str = "none",
 ) -> None:
     p = producer(bootstrap, compression)
+    send: Callable[..., None] = (
+        p.produce if partition is None else functools.partial(p.produce, partition=partition)
+    )
     for key, value in records:
         while True:
             try:
-                if partition is None:
-                    p.produce(topic, key=key, value=value)
-                else:
-                    p.produce(topic, key=key, value=value, partition=partition)
+                send(topic, key=key, value=value)
                 break
             except BufferError:
                 p.poll(0.1)  # the local queue is full (100,000 records): let some go first

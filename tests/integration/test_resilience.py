@@ -152,11 +152,7 @@ def test_a_graceful_stop_in_the_middle_of_a_backlog_loses_nothing(
 
 
 @pytest.mark.parametrize(
-    "consumer_thread",
-    [
-        pytest.param("false", id="consumer-on-the-loop"),
-        pytest.param("true", id="consumer-thread"),
-    ],
+    "consumer_thread", ["false", "true"], ids=["consumer-on-the-loop", "consumer-thread"]
 )
 def test_a_worker_joining_in_the_middle_of_a_backlog_loses_nothing(
     deployment: Deployment, tmp_path: Path, consumer_thread: str

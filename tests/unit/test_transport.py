@@ -208,6 +208,15 @@ def reader_takes_one(inbox: ChunkInbox) -> None:
     inbox.taken()
 
 
+def read_in_chunks(app: Any, monkeypatch: pytest.MonkeyPatch, tp: TP, inbox: ChunkInbox) -> None:
+    """The partition is read by one channel that takes chunks, through ``inbox``."""
+
+    class Channel:
+        chunk_inbox = inbox
+
+    monkeypatch.setitem(app.topics._tp_index, tp, {Channel()})
+
+
 async def test_a_fetched_partition_is_handed_over_as_one_chunk_of_events(
     app: Any, consumer: transport.Consumer, inbox: ChunkInbox
 ) -> None:
@@ -381,10 +390,8 @@ async def test_a_fetch_goes_whole_to_chunk_takers_and_one_by_one_to_the_others(
     class Channel:
         pass
 
-    taking, plain = Channel(), Channel()
-    taking.chunk_inbox = inbox  # type: ignore[attr-defined]
-    monkeypatch.setitem(app.topics._tp_index, chunked, {taking})
-    monkeypatch.setitem(app.topics._tp_index, single, {plain})
+    read_in_chunks(app, monkeypatch, chunked, inbox)
+    monkeypatch.setitem(app.topics._tp_index, single, {Channel()})
     fetched = {
         chunked: [record(0, b"a"), record(1, b"b")],
         single: [record(5, b"c", topic="contacts"), record(6, b"d", topic="contacts")],
@@ -431,15 +438,6 @@ async def test_a_seek_while_a_message_is_handed_over_ends_that_fetch(
 
     assert delivered == [b"c5"]
     assert consumer._read_offset[tp] == 2
-
-
-def read_in_chunks(app: Any, monkeypatch: pytest.MonkeyPatch, tp: TP, inbox: ChunkInbox) -> None:
-    """The partition is read by one channel that takes chunks, through ``inbox``."""
-
-    class Channel:
-        chunk_inbox = inbox
-
-    monkeypatch.setitem(app.topics._tp_index, tp, {Channel()})
 
 
 async def test_a_fetch_waits_until_a_seek_has_set_where_reading_resumes(
