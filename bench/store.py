@@ -6,8 +6,10 @@ Every event rewrites its order (~1.4 KB of JSON), so RocksDB flushes and compact
 on threads of its own that compete with the worker for the cores (bench/PROFILE.md, session 5).
 This replays the benchmark's load generator through the pure pipeline (parse, apply, encode) into
 one table partition, written as the worker writes it (a multi-get, then one write batch per
-batch of events), and reports the process's CPU per write, background threads included, once
-RocksDB has no flush or compaction left to run. No Kafka, no Redis.
+batch of events, and the changelog offset after each), as phase 2 of the benchmark does; then
+``--fresh`` new orders on top of them, one write each, as the latency levels of phase 3 do. It
+reports the process's CPU per write of each, background threads included, once RocksDB has no
+flush or compaction left to run. No Kafka, no Redis.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from faust.stores.rocksdb import RocksDBOptions
-from rocksdict import Options, Rdict, WriteBatch
+from faust.stores.rocksdb import Store as RocksDBStore
+from rocksdict import Rdict, WriteBatch
 
 from bench import loadgen
 from processor import codec
@@ -32,21 +36,48 @@ from processor.errors import Rejected
 from processor.events import Status, parse_event
 from processor.orders import Order, Source, apply
 from processor.settings import Settings
-from processor.table import OrdersStoreOptions, store_options
+from processor.table import OrdersStoreOptions, store_options, write_offset
 
 BATCH = 200
-#: What each variant opens the partition with, from the same memory budget.
-VARIANTS: dict[str, Callable[[int], Options]] = {
+FRESH_KEY = "fresh-ord-{:08d}"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a variant opens the partition from a memory budget, and keeps the changelog offset."""
+
+    open: Callable[[Path, int], Rdict]
+    write_offset: Callable[[Rdict, int], None]
+
+
+def _faust_offset(db: Rdict, offset: int) -> None:
+    """Faust's own: among the orders, under a key that sorts before them."""
+    db.put(RocksDBStore.offset_key, str(offset).encode())
+
+
+def _faust_options(mb: int) -> RocksDBOptions:
     # Faust's RocksDB options as this project set them before session 5: half the budget
     # block cache, a quarter each of two write buffers, RocksDB's compression and L0 trigger.
-    "faust": lambda mb: RocksDBOptions(
+    return RocksDBOptions(
         block_cache_size=mb * 1024 * 1024 // 2,
         write_buffer_size=mb * 1024 * 1024 // 4,
         max_write_buffer_number=2,
         target_file_size_base=mb * 1024 * 1024 // 2,
         use_rocksdict=True,
-    ).as_options(),
-    "orders": lambda mb: OrdersStoreOptions(**store_options(mb), use_rocksdict=True).as_options(),
+    )
+
+
+def _orders_options(mb: int) -> OrdersStoreOptions:
+    return OrdersStoreOptions(**store_options(mb), use_rocksdict=True)
+
+
+VARIANTS: dict[str, Variant] = {
+    "faust": Variant(lambda path, mb: _faust_options(mb).open(path), _faust_offset),
+    # Ours before session 18: the offset still among the orders.
+    "orders-offset-among-orders": Variant(
+        lambda path, mb: Rdict(str(path), options=_orders_options(mb).as_options()), _faust_offset
+    ),
+    "orders": Variant(lambda path, mb: _orders_options(mb).open(path), write_offset),
 }
 
 
@@ -92,22 +123,40 @@ def _settled(db: Rdict) -> bool:
     )
 
 
-def measure(name: str, options: Options, writes: Sequence[tuple[bytes, bytes]]) -> dict[str, float]:
+def _write(db: Rdict, variant: Variant, writes: Sequence[tuple[bytes, bytes]]) -> None:
+    for start in range(0, len(writes), BATCH):
+        batch = writes[start : start + BATCH]
+        db.get([key for key, _ in batch])
+        write = WriteBatch(raw_mode=True)
+        for key, value in batch:
+            write.put(key, value)
+        db.write(write)
+        variant.write_offset(db, start)
+
+
+def _settle(db: Rdict) -> None:
+    while not _settled(db):
+        time.sleep(0.05)
+
+
+def measure(
+    name: str, memory_mb: int, writes: Sequence[tuple[bytes, bytes]], fresh: int
+) -> dict[str, float]:
+    variant = VARIANTS[name]
     path = Path(tempfile.mkdtemp(prefix=f"bench-store-{name}-"))
     try:
-        db = Rdict(str(path), options=options)
+        db = variant.open(path, memory_mb)
         cpu, started = _cpu_seconds(), time.perf_counter()
-        for start in range(0, len(writes), BATCH):
-            batch = writes[start : start + BATCH]
-            db.get([key for key, _ in batch])
-            write = WriteBatch(raw_mode=True)
-            for key, value in batch:
-                write.put(key, value)
-            db.write(write)
+        _write(db, variant, writes)
         foreground = time.perf_counter() - started
-        while not _settled(db):
-            time.sleep(0.05)
+        _settle(db)
         total = _cpu_seconds() - cpu
+        # New orders, each written once, cycling through the stored values for their bytes.
+        new = [(FRESH_KEY.format(i).encode(), writes[i % len(writes)][1]) for i in range(fresh)]
+        cpu = _cpu_seconds()
+        _write(db, variant, new)
+        _settle(db)
+        fresh_total = _cpu_seconds() - cpu
         db.close()
         disk = sum(f.stat().st_size for f in path.iterdir())
     finally:
@@ -117,6 +166,8 @@ def measure(name: str, options: Options, writes: Sequence[tuple[bytes, bytes]]) 
         "cpuSeconds": round(total, 2),
         "cpuUsPerWrite": round(total / len(writes) * 1e6, 1),
         "writeSeconds": round(foreground, 2),
+        "freshWrites": fresh,
+        "freshCpuUsPerWrite": round(fresh_total / fresh * 1e6, 1) if fresh else 0.0,
         "diskMb": round(disk / 1e6, 1),
     }
 
@@ -135,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=Settings.from_env({}).rocksdb_memory_mb,
         help="RocksDB budget of the partition (PROCESSOR_ROCKSDB_MEMORY_MB)",
     )
+    parser.add_argument(
+        "--fresh", type=int, default=150_000, help="new orders written after the backlog's"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="runs of each variant, alternated")
     args = parser.parse_args(argv)
 
@@ -143,8 +197,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     size = sum(len(v) for _, v in writes) / len(writes)
     print(f"{len(writes):,} writes, {size:,.0f} B on average; pid {os.getpid()}", flush=True)
     for round_ in range(1, args.rounds + 1):
-        for name, options in VARIANTS.items():
-            result = measure(name, options(args.memory_mb), writes)
+        for name in VARIANTS:
+            result = measure(name, args.memory_mb, writes, args.fresh)
             print(json.dumps({"variant": name, "round": round_, **result}), flush=True)
 
 

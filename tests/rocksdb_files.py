@@ -6,11 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def options_file(db_path: Path) -> dict[str, str]:
-    """The latest OPTIONS file's ``name=value`` pairs (section headers left out)."""
+def options_file(db_path: Path, column_family: str = "default") -> dict[str, str]:
+    """The latest OPTIONS file's ``name=value`` pairs: the database's, and one column family's
+    (section headers left out; the other column families' sections too)."""
     [path] = sorted(db_path.glob("OPTIONS-*"))[-1:]
-    pairs = (line.strip().partition("=") for line in path.read_text().splitlines())
-    return {key: value for key, _, value in pairs if value and not key.startswith("[")}
+    pairs: dict[str, str] = {}
+    wanted = True
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            # [DBOptions], [CFOptions "name"], [TableOptions/BlockBasedTable "name"], ...
+            wanted = '"' not in line or line.endswith(f' "{column_family}"]')
+            continue
+        key, _, value = line.partition("=")
+        if wanted and value:
+            pairs[key] = value
+    return pairs
 
 
 def logged_option(db_path: Path, name: str) -> str:

@@ -1,19 +1,32 @@
-"""The orders store's RocksDB options, as RocksDB itself records them in the OPTIONS file it
-writes beside a database it opens."""
+"""The orders store's RocksDB: its options, as RocksDB itself records them in the OPTIONS file it
+writes beside a database it opens, and where it keeps the changelog offset."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from faust.stores.rocksdb import Store as RocksDBStore
+from rocksdict import Options, Rdict
 
-from processor.table import L0_COMPACTION_TRIGGER, OrdersStoreOptions, store_options
+from processor.table import (
+    L0_COMPACTION_TRIGGER,
+    OFFSETS,
+    OFFSETS_WRITE_BUFFER,
+    OrdersStoreOptions,
+    read_offset,
+    store_options,
+    write_offset,
+)
 from tests.rocksdb_files import logged_option, options_file
 
 
+def partition_options(memory_mb: int = 32, write_mb_per_s: int = 0) -> OrdersStoreOptions:
+    return OrdersStoreOptions(**store_options(memory_mb, write_mb_per_s), use_rocksdict=True)
+
+
 def recorded_options(path: Path, memory_mb: int, write_mb_per_s: int = 0) -> dict[str, str]:
-    options = OrdersStoreOptions(**store_options(memory_mb, write_mb_per_s), use_rocksdict=True)
-    options.open(path).close()
+    partition_options(memory_mb, write_mb_per_s).open(path).close()
     return options_file(path)
 
 
@@ -41,3 +54,39 @@ def test_a_write_cap_gives_the_store_a_rate_limiter(tmp_path: Path) -> None:
     assert logged_option(tmp_path / "uncapped", "rate_limiter") == "(nil)"
     assert int(capped["bytes_per_sync"]) == 2**20
     assert int(uncapped["bytes_per_sync"]) == 0
+
+
+def test_the_offset_has_a_column_family_of_its_own_with_a_small_memtable(tmp_path: Path) -> None:
+    db = partition_options().open(tmp_path / "p0")
+    db.put(b"o-1", b"{}")
+    write_offset(db, 41)
+    write_offset(db, 42)
+    # The orders' key space holds orders only, so a table file's key range is its orders'.
+    assert list(db.keys()) == [b"o-1"]
+    assert read_offset(db) == 42
+    db.close()
+
+    offsets = options_file(tmp_path / "p0", OFFSETS)
+    assert int(offsets["write_buffer_size"]) == OFFSETS_WRITE_BUFFER
+    orders = options_file(tmp_path / "p0")
+    # A log file lives until the offsets' memtable is flushed too; this bounds how long.
+    buffers = int(orders["write_buffer_size"]) * int(orders["max_write_buffer_number"])
+    assert int(orders["max_total_wal_size"]) == 2 * buffers
+    # And the offset is there after a restart.
+    assert read_offset(partition_options().open(tmp_path / "p0")) == 42
+
+
+def test_a_partition_written_before_keeps_its_offset_in_the_new_place(tmp_path: Path) -> None:
+    path = tmp_path / "p0"
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    before = Rdict(str(path), options=options)
+    # Faust's own layout, as this store wrote it before the offsets had a column family.
+    before.put(RocksDBStore.offset_key, b"41")
+    before.put(b"o-1", b"{}")
+    before.close()
+    del before
+
+    db = partition_options().open(path)
+    assert read_offset(db) == 41
+    assert list(db.keys()) == [b"o-1"]
