@@ -36,7 +36,7 @@ from processor.errors import Rejected
 from processor.events import Status, parse_event
 from processor.orders import Order, Source, apply
 from processor.settings import Settings
-from processor.table import OrdersStoreOptions, store_options, write_offset
+from processor.table import OrdersStoreOptions, put_persisted_offset, store_options
 
 BATCH = 200
 FRESH_KEY = "fresh-ord-{:08d}"
@@ -77,7 +77,7 @@ VARIANTS: dict[str, Variant] = {
     "orders-offset-among-orders": Variant(
         lambda path, mb: Rdict(str(path), options=_orders_options(mb).as_options()), _faust_offset
     ),
-    "orders": Variant(lambda path, mb: _orders_options(mb).open(path), write_offset),
+    "orders": Variant(lambda path, mb: _orders_options(mb).open(path), put_persisted_offset),
 }
 
 

@@ -203,13 +203,13 @@ class OrdersStore(RocksDBStore):
         self.rocksdb_options = OrdersStoreOptions(**(self.options or {}), use_rocksdict=True)
 
     def persisted_offset(self, tp: TP) -> int | None:
-        return read_offset(self._db_for_partition(tp.partition))
+        return get_persisted_offset(self._db_for_partition(tp.partition))
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
-        write_offset(self._db_for_partition(tp.partition), offset)
+        put_persisted_offset(self._db_for_partition(tp.partition), offset)
 
 
-def read_offset(db: Rdict) -> int | None:
+def get_persisted_offset(db: Rdict) -> int | None:
     """The changelog offset that a partition's RocksDB (:meth:`OrdersStoreOptions.open`) holds.
 
     Read once per recovery: rocksdict flushes a column family when its ``Rdict`` is dropped.
@@ -218,7 +218,7 @@ def read_offset(db: Rdict) -> int | None:
     return None if offset is None else int(offset)
 
 
-def write_offset(db: Rdict, offset: int) -> None:
+def put_persisted_offset(db: Rdict, offset: int) -> None:
     # Through a handle and a write batch, as an Rdict of the column family would flush it when
     # dropped (a blocking flush per delivery); and not kept, as Faust closes a revoked
     # partition's RocksDB by dropping its references to it.
@@ -233,7 +233,7 @@ def _move_offset(db: Rdict) -> None:
     if old is None:
         return
     batch = WriteBatch(raw_mode=True)
-    if read_offset(db) is None:
+    if get_persisted_offset(db) is None:
         batch.put(RocksDBStore.offset_key, old, db.get_column_family_handle(OFFSETS))
     batch.delete(RocksDBStore.offset_key)
     db.write(batch)

@@ -14,9 +14,9 @@ from processor.table import (
     OFFSETS,
     OFFSETS_WRITE_BUFFER,
     OrdersStoreOptions,
-    read_offset,
+    get_persisted_offset,
+    put_persisted_offset,
     store_options,
-    write_offset,
 )
 from tests.rocksdb_files import logged_option, options_file
 
@@ -59,11 +59,11 @@ def test_a_write_cap_gives_the_store_a_rate_limiter(tmp_path: Path) -> None:
 def test_the_offset_has_a_column_family_of_its_own_with_a_small_memtable(tmp_path: Path) -> None:
     db = partition_options().open(tmp_path / "p0")
     db.put(b"o-1", b"{}")
-    write_offset(db, 41)
-    write_offset(db, 42)
+    put_persisted_offset(db, 41)
+    put_persisted_offset(db, 42)
     # The orders' key space holds orders only, so a table file's key range is its orders'.
     assert list(db.keys()) == [b"o-1"]
-    assert read_offset(db) == 42
+    assert get_persisted_offset(db) == 42
     db.close()
 
     offsets = options_file(tmp_path / "p0", OFFSETS)
@@ -73,7 +73,7 @@ def test_the_offset_has_a_column_family_of_its_own_with_a_small_memtable(tmp_pat
     buffers = int(orders["write_buffer_size"]) * int(orders["max_write_buffer_number"])
     assert int(orders["max_total_wal_size"]) == 2 * buffers
     # And the offset is there after a restart.
-    assert read_offset(partition_options().open(tmp_path / "p0")) == 42
+    assert get_persisted_offset(partition_options().open(tmp_path / "p0")) == 42
 
 
 def test_a_partition_written_before_keeps_its_offset_in_the_new_place(tmp_path: Path) -> None:
@@ -88,5 +88,5 @@ def test_a_partition_written_before_keeps_its_offset_in_the_new_place(tmp_path: 
     del before
 
     db = partition_options().open(path)
-    assert read_offset(db) == 41
+    assert get_persisted_offset(db) == 41
     assert list(db.keys()) == [b"o-1"]
