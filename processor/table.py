@@ -171,13 +171,14 @@ class OrdersStoreOptions(RocksDBOptions):
         to its newest order, overlapping the files of the levels below. RocksDB moves a file
         down a level without rewriting it only when its range overlaps nothing there. With
         order ids that grow (a shop's order numbers, the benchmark's), the orders then stay
-        where they were written, and RocksDB's background CPU per write falls to about a
-        quarter (``python -m bench.store``; bench/PROFILE.md, session 18).
+        where they were written, and the CPU per write of new orders, RocksDB's threads
+        included, about halves (``python -m bench.store``; bench/PROFILE.md, session 18).
+        ``read_only`` is ignored, as in Faust's own rocksdict path.
         """
         options = self.as_options()
         options.create_missing_column_families(True)
         offsets = Options(raw_mode=True)
-        # It holds one key; RocksDB's default 64 MiB would raise the log size limit above.
+        # One key, rewritten: a small memtable, not RocksDB's 64 MiB outside the memory budget.
         offsets.set_write_buffer_size(OFFSETS_WRITE_BUFFER)
         db = Rdict(
             str(path),
