@@ -139,8 +139,16 @@ def _settle(db: Rdict) -> None:
         time.sleep(0.05)
 
 
+def fresh_orders(writes: Sequence[tuple[bytes, bytes]], count: int) -> list[tuple[bytes, bytes]]:
+    """New orders, each written once, cycling through the stored values for their bytes."""
+    return [(FRESH_KEY.format(i).encode(), writes[i % len(writes)][1]) for i in range(count)]
+
+
 def measure(
-    name: str, memory_mb: int, writes: Sequence[tuple[bytes, bytes]], fresh: int
+    name: str,
+    memory_mb: int,
+    writes: Sequence[tuple[bytes, bytes]],
+    fresh: Sequence[tuple[bytes, bytes]],
 ) -> dict[str, float]:
     variant = VARIANTS[name]
     path = Path(tempfile.mkdtemp(prefix=f"bench-store-{name}-"))
@@ -151,10 +159,8 @@ def measure(
         foreground = time.perf_counter() - started
         _settle(db)
         total = _cpu_seconds() - cpu
-        # New orders, each written once, cycling through the stored values for their bytes.
-        new = [(FRESH_KEY.format(i).encode(), writes[i % len(writes)][1]) for i in range(fresh)]
         cpu = _cpu_seconds()
-        _write(db, variant, new)
+        _write(db, variant, fresh)
         _settle(db)
         fresh_total = _cpu_seconds() - cpu
         db.close()
@@ -166,8 +172,8 @@ def measure(
         "cpuSeconds": round(total, 2),
         "cpuUsPerWrite": round(total / len(writes) * 1e6, 1),
         "writeSeconds": round(foreground, 2),
-        "freshWrites": fresh,
-        "freshCpuUsPerWrite": round(fresh_total / fresh * 1e6, 1) if fresh else 0.0,
+        "freshWrites": len(fresh),
+        "freshCpuUsPerWrite": round(fresh_total / len(fresh) * 1e6, 1) if fresh else 0.0,
         "diskMb": round(disk / 1e6, 1),
     }
 
@@ -196,9 +202,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     writes = list(stored_orders(args.events, args.contacts))
     size = sum(len(v) for _, v in writes) / len(writes)
     print(f"{len(writes):,} writes, {size:,.0f} B on average; pid {os.getpid()}", flush=True)
+    fresh = fresh_orders(writes, args.fresh)
     for round_ in range(1, args.rounds + 1):
         for name in VARIANTS:
-            result = measure(name, args.memory_mb, writes, args.fresh)
+            result = measure(name, args.memory_mb, writes, fresh)
             print(json.dumps({"variant": name, "round": round_, **result}), flush=True)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -479,13 +479,21 @@ async def test_a_fetch_waits_until_a_seek_has_set_where_reading_resumes(
     assert consumer._read_offset[tp] == 51
 
 
-@pytest.mark.parametrize("seek", ["to the committed offsets", "of one partition", "of several"])
+@pytest.mark.parametrize(
+    "seek",
+    [
+        lambda consumer, tp: consumer.perform_seek(),
+        lambda consumer, tp: consumer.seek(tp, 40),
+        lambda consumer, tp: consumer.seek_wait({tp: 40}),
+    ],
+    ids=["to the committed offsets", "of one partition", "of several"],
+)
 async def test_a_seek_waits_until_the_fetch_in_hand_is_handed_over(
     app: Any,
     consumer: transport.Consumer,
     inbox: ChunkInbox,
     monkeypatch: pytest.MonkeyPatch,
-    seek: str,
+    seek: Callable[[transport.Consumer, TP], Awaitable[None]],
 ) -> None:
     app.flow_control.resume()
     tp = TP("events", 0)
@@ -519,12 +527,7 @@ async def test_a_seek_waits_until_the_fetch_in_hand_is_handed_over(
 
     delivering = asyncio.ensure_future(consumer._deliver_fetch())
     await asyncio.wait_for(fetching.wait(), 5)
-    if seek == "to the committed offsets":
-        seeking = asyncio.ensure_future(consumer.perform_seek())
-    elif seek == "of one partition":
-        seeking = asyncio.ensure_future(consumer.seek(tp, 40))
-    else:
-        seeking = asyncio.ensure_future(consumer.seek_wait({tp: 40}))
+    seeking = asyncio.ensure_future(seek(consumer, tp))
     await asyncio.sleep(0.05)
     assert sought_after == []  # no seek while a fetch is in hand
     records_came.set()
