@@ -16,8 +16,9 @@ import math
 import threading
 import time
 import uuid
+from array import array
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,15 @@ class Sample:
     #: Planned send to the output's CreateTime, stamped when the worker handed it to its Kafka
     #: producer: how much of the latency is the worker's, the rest being delivery to us.
     worker_ms: float
+    #: Planned send to the sender's call to produce it: how late the load generator itself was
+    #: (it shares the two cores with the worker and the broker).
+    send_lag_ms: float = 0.0
+
+    @property
+    def from_send_ms(self) -> float:
+        """The latency from the record's actual produce call, the sender's own lateness left
+        out."""
+        return self.total_ms - self.send_lag_ms
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -118,6 +128,7 @@ class LevelResult:
                 "p50Ms": _percentile([s.total_ms for s in samples], 0.50),
                 "maxMs": round(max(s.total_ms for s in samples), 1),
                 "workerP50Ms": _percentile([s.worker_ms for s in samples], 0.50),
+                "sendLagMaxMs": round(max(s.send_lag_ms for s in samples), 1),
                 **self.cpu_by_second.get(second, {}),
                 **({} if gc_ms is None else {"brokerGcPauseMs": gc_ms.get(second, 0.0)}),
             }
@@ -152,6 +163,10 @@ class LevelResult:
             **_figures(self.latencies_ms),
             "workerP50Ms": _percentile(worker_ms, 0.50),
             "workerP99Ms": _percentile(worker_ms, 0.99),
+            # The sender's own lateness, and the latency without it (from each record's produce
+            # call rather than its planned time).
+            "sendLagP99Ms": _percentile([s.send_lag_ms for s in self.samples], 0.99),
+            "fromSend": _figures([s.from_send_ms for s in self.samples]),
             "warmup": {"measured": len(warmup), **_figures([s.total_ms for s in warmup])},
             "maxSendLagMs": round(self.max_send_lag_ms, 1),
             **self._broker_gc_summary(),
@@ -327,7 +342,11 @@ def run_level(
     # saturated at this rate, whatever its backlog rate was.
     cpu = between(readings[0], Reading.now(worker_cpu_seconds, worker_threads, peers))
     with outputs.lock:
-        samples = list(outputs.samples.values())
+        # Probe i is planned at i / rate (see _Sender), as its sample's `at` is.
+        samples = [
+            replace(s, send_lag_ms=sender.lags[round(s.at * rate)] * 1000)
+            for s in outputs.samples.values()
+        ]
     return LevelResult(
         fraction=fraction,
         target_rate=rate,
@@ -375,6 +394,8 @@ class _Sender(threading.Thread):
         #: Monotonic time of the first planned send.
         self.t0 = 0.0
         self.max_lag = 0.0
+        #: Per record sent, in seconds: its produce call's time minus its planned time.
+        self.lags = array("d")
 
     def start(self) -> None:
         # Set here, not in run(), so that the caller can read the schedule as soon as this returns.
@@ -392,6 +413,7 @@ class _Sender(threading.Thread):
             if probe.expect is not None:
                 # Before the send, so the output can never arrive before its entry does.
                 self.outputs.expect(probe.expect, planned)
+            sent_at = self.clock()
             while True:
                 try:
                     self.producer.produce(
@@ -401,6 +423,7 @@ class _Sender(threading.Thread):
                 except BufferError:
                     self.producer.poll(0.01)
             self.producer.poll(0)
+            self.lags.append(sent_at - planned)
             self.max_lag = max(self.max_lag, self.clock() - planned)
             self.sent += 1
         self.elapsed = self.clock() - start

@@ -59,6 +59,8 @@ LEVEL_FIELDS = (
     "p99Ms",
     "maxMs",
     "workerP99Ms",
+    "sendLagP99Ms",
+    "fromSend",
     "warmup",
     "machineBusyCores",
     "machineStealCores",
@@ -230,6 +232,7 @@ def table(result: dict[str, Any]) -> str:
                 f"{level['machineStealCores']:>7.2f}{_decimal(level.get('machineCpuWaiting'))}"
                 f"{_ms(level['warmup']['p99Ms']):>13}{_pauses(level):>10}"
             )
+        lines += [_send_lag_line(level) for level in phases["latency"] if "fromSend" in level]
         warmup = result["parameters"]["warmupSeconds"]
         lines.append(
             "  (latency: planned send to output seen, over each level's "
@@ -290,6 +293,17 @@ def _broker_gc_line(phase: dict[str, Any]) -> list[str]:
         f"{phase['brokerGcPauseMs']:,.0f} ms in all, "
         f"the longest {phase['brokerGcMaxPauseMs']:,.0f} ms"
     ]
+
+
+def _send_lag_line(level: dict[str, Any]) -> str:
+    """How late the load generator itself was, and the level's latency without it: the
+    figures count from each record's planned send, so a sender kept off its core by the others
+    on the two cores counts its lateness as the worker's."""
+    return (
+        f"  {level['fraction']:<9.0%}the sender's own lateness: p99 {level['sendLagP99Ms']} ms, "
+        f"worst {level['maxSendLagMs']} ms; from each produce call instead: p50/p99 "
+        f"{level['fromSend']['p50Ms']}/{level['fromSend']['p99Ms']} ms"
+    )
 
 
 def _pauses(level: dict[str, Any]) -> str:

@@ -61,6 +61,8 @@ LEVEL_FIELDS = (
     "p99Ms",
     "maxMs",
     "workerP99Ms",
+    "sendLagP99Ms",
+    "fromSend",
     "warmup",
     "machineBusyCores",
     "machineStealCores",

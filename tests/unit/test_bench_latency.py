@@ -69,6 +69,20 @@ def test_each_timeline_second_carries_the_cpu_read_in_it() -> None:
     assert second["machineBusyCores"] == 1.9 and second["workerCpuCores"] == 0.7
 
 
+def test_the_senders_own_lateness_is_reported_and_taken_out_of_the_from_send_figures() -> None:
+    # Twenty outputs 30 ms after their planned send; the sender produced the last two 25 ms late.
+    samples = [Sample(at=i / 10, total_ms=30.0, worker_ms=20.0) for i in range(18)]
+    samples += [
+        Sample(at=1.8 + i / 10, total_ms=30.0, worker_ms=20.0, send_lag_ms=25.0) for i in range(2)
+    ]
+    figures = level(samples, warmup=0.0).as_dict()
+
+    assert figures["p99Ms"] == 30.0 and figures["sendLagP99Ms"] == 25.0
+    assert figures["fromSend"]["p50Ms"] == 30.0 and figures["fromSend"]["p99Ms"] == 30.0
+    assert figures["fromSend"]["maxMs"] == 30.0 and min(s.from_send_ms for s in samples) == 5.0
+    assert [t["sendLagMaxMs"] for t in figures["timeline"]] == [0.0, 25.0]
+
+
 class _Clock:
     """The sender's clock and sleep: a sleep moves the clock on, and a record produced costs a
     tenth of a millisecond."""
@@ -131,6 +145,8 @@ def test_the_sender_wakes_at_most_once_a_tick_and_is_never_early() -> None:
     lateness = [sent - due for sent, due in zip(producer.sent_at, planned, strict=True)]  # type: ignore[attr-defined]
     assert min(lateness) >= 0
     assert sender.max_lag <= latency.SEND_TICK_SECONDS + 0.001
+    # Each record's lateness is kept, as of its produce call.
+    assert list(sender.lags) == pytest.approx(lateness, abs=1e-9)
 
 
 def test_a_slow_sender_sleeps_until_each_record_is_due() -> None:
