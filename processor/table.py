@@ -17,6 +17,7 @@ or one dict (``faust.stores.memory``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,15 @@ from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
-from rocksdict import AccessType, DBCompressionType, Options, Rdict, ReadOptions, WriteBatch
+from rocksdict import (
+    AccessType,
+    DBCompressionType,
+    Env,
+    Options,
+    Rdict,
+    ReadOptions,
+    WriteBatch,
+)
 
 from processor import codec
 from processor.outbox import Outbox
@@ -120,6 +129,25 @@ def store_options(memory_mb: int, write_mb_per_s: int = 0) -> dict[str, int]:
     }
 
 
+@functools.cache
+def flushes_yielding_env() -> Env:
+    """RocksDB's environment (its thread pools, one per process) with the flush threads at the
+    lowest CPU priority (nice 19), so that on a core they share, the event loop goes first.
+
+    Every partition takes the same share of the load, so all of them flush within a second or
+    two of each other: 0.2-0.3 of a core for a second, in which the loop, needing ~0.75 of one
+    at 80% load, waited for a core 11-17% of the time against 3-5% otherwise, and fell behind.
+    A flush now yields its core to the loop and takes the idle time of the other one. Six
+    alternated pairs at the same load: p99 at 11,200 events/s 49-149 ms (median 124) against
+    129-232 (median 156), lower in five pairs and even in one; drains unchanged. Compaction
+    threads keep their priority: starved of CPU, compactions left reads going through more
+    files and slowed the drain (bench/PROFILE.md, sessions 10 and 19).
+    """
+    env = Env()
+    env.lower_high_priority_thread_pool_cpu_priority()
+    return env
+
+
 class OrdersStoreOptions(RocksDBOptions):
     """Faust's RocksDB options, tuned for a table rewritten on every event.
 
@@ -144,6 +172,9 @@ class OrdersStoreOptions(RocksDBOptions):
     several seconds. RocksDB runs one compaction at a time per process, so the cap
     also bounds what the worker compacts: the default, 64 MiB/s, is about three times what four
     partitions wrote together draining at full speed here (bench/PROFILE.md, session 13).
+
+    Flushes at the lowest CPU priority, so that they give way to the event loop
+    (:func:`flushes_yielding_env`).
     """
 
     def __init__(self, *, write_mb_per_s: int = 0, **kwargs: Any) -> None:
@@ -153,6 +184,7 @@ class OrdersStoreOptions(RocksDBOptions):
     def as_options(self) -> Options:
         options = super().as_options()
         options.set_compression_type(DBCompressionType.none())
+        options.set_env(flushes_yielding_env())
         options.set_level_zero_file_num_compaction_trigger(L0_COMPACTION_TRIGGER)
         options.set_max_bytes_for_level_base(2 * self.target_file_size_base)
         if self.write_mb_per_s:

@@ -3,6 +3,7 @@ writes beside a database it opens, and where it keeps the changelog offset."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,27 @@ def test_a_write_cap_gives_the_store_a_rate_limiter(tmp_path: Path) -> None:
     assert logged_option(tmp_path / "uncapped", "rate_limiter") == "(nil)"
     assert int(capped["bytes_per_sync"]) == 2**20
     assert int(uncapped["bytes_per_sync"]) == 0
+
+
+def rocksdb_threads_nice() -> dict[str, set[int]]:
+    """The nice value of each of this process's RocksDB threads, by thread name."""
+    found: dict[str, set[int]] = {}
+    for tid in os.listdir("/proc/self/task"):
+        name = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+        if name.startswith("rocksdb:"):
+            found.setdefault(name, set()).add(os.getpriority(os.PRIO_PROCESS, int(tid)))
+    return found
+
+
+def test_flushes_run_at_the_lowest_cpu_priority_and_compactions_do_not(tmp_path: Path) -> None:
+    db = partition_options().open(tmp_path / "p0")
+    db.put(b"o-1", b"{}")
+    db.flush()  # a job for the flush pool, whose thread takes its priority before running it
+    db.close()
+    # RocksDB's thread pools are the process's, so this holds for every partition's flushes.
+    nice = rocksdb_threads_nice()
+    assert nice["rocksdb:high"] == {19}
+    assert nice.get("rocksdb:low", {0}) == {0}
 
 
 def test_the_offset_has_a_column_family_of_its_own_with_a_small_memtable(tmp_path: Path) -> None:
