@@ -75,7 +75,7 @@ def test_flushes_run_at_the_lowest_cpu_priority_and_compactions_do_not(tmp_path:
     # RocksDB's thread pools are the process's, so this holds for every partition's flushes.
     nice = rocksdb_threads_nice()
     assert nice["rocksdb:high"] == {19}
-    assert nice.get("rocksdb:low", {0}) == {0}
+    assert nice["rocksdb:low"] == {0}
 
 
 def test_the_offset_has_a_column_family_of_its_own_with_a_small_memtable(tmp_path: Path) -> None:
